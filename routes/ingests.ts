@@ -1,0 +1,66 @@
+// Resumable uploads into ingests (tus-style PATCH), their status, commit and abort.
+import type { FastifyPluginAsync } from 'fastify';
+import type { Readable } from 'node:stream';
+import { routeSchema } from '../src/openapi.js';
+import type { ContentService } from '../src/services/content.js';
+import { infoView, statusView } from './views.js';
+
+interface RefParams {
+  ref: string;
+}
+
+const passStream = (_req: unknown, payload: Readable, done: (err: null, body: Readable) => void) => done(null, payload);
+
+export const ingestRoutes: FastifyPluginAsync<{ content: ContentService }> = async (app, { content }) => {
+  app.addContentTypeParser('application/offset+octet-stream', passStream);
+  app.addContentTypeParser('application/octet-stream', passStream);
+
+  app.get<{ Querystring: { filter?: string[] } }>(
+    '/v1/ingests',
+    { schema: routeSchema('get', '/v1/ingests') },
+    async (req) => ({ items: (await content.listIngests(req.query.filter ?? [])).map(statusView) }),
+  );
+
+  app.get<{ Params: RefParams }>(
+    '/v1/ingests/:ref',
+    { schema: routeSchema('get', '/v1/ingests/{ref}') },
+    async (req) => statusView(await content.ingestStatus(req.params.ref)),
+  );
+
+  app.patch<{
+    Params: RefParams;
+    Headers: { 'upload-offset': number; 'upload-length'?: number; 'upload-digest'?: string };
+  }>('/v1/ingests/:ref', { schema: routeSchema('patch', '/v1/ingests/{ref}') }, async (req, reply) => {
+    const body = (req.body as Readable | undefined) ?? req.raw;
+    const status = await content.append(
+      req.params.ref,
+      {
+        offset: req.headers['upload-offset'],
+        total: req.headers['upload-length'] || undefined,
+        expected: req.headers['upload-digest'] || undefined,
+      },
+      body,
+    );
+    reply.header('upload-offset', status.offset);
+    return statusView(status);
+  });
+
+  app.post<{ Params: RefParams; Body: { size?: number; digest?: string; labels?: Record<string, string> } }>(
+    '/v1/ingests/:ref/commit',
+    { schema: routeSchema('post', '/v1/ingests/{ref}/commit') },
+    async (req, reply) => {
+      const { size = 0, digest, labels } = req.body;
+      const info = await content.commit(req.params.ref, size, digest || undefined, labels);
+      return reply.code(201).send(infoView(info));
+    },
+  );
+
+  app.delete<{ Params: RefParams }>(
+    '/v1/ingests/:ref',
+    { schema: routeSchema('delete', '/v1/ingests/{ref}') },
+    async (req, reply) => {
+      await content.abort(req.params.ref);
+      return reply.code(204).send();
+    },
+  );
+};

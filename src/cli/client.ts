@@ -1,0 +1,87 @@
+// The CLI's HTTP client for a berth server, over TCP or a unix socket (undici).
+import { Agent, request, type Dispatcher } from 'undici';
+import type { Readable } from 'node:stream';
+import { defaultAddress, parseAddress } from '../config.js';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export interface RequestOptions {
+  query?: Record<string, string | string[] | undefined>;
+  headers?: Record<string, string>;
+  json?: unknown;
+  body?: Readable | Buffer;
+}
+
+export class BerthClient {
+  private readonly origin: string;
+  private readonly dispatcher: Dispatcher;
+
+  constructor(readonly address: string = process.env.BERTH_ADDRESS || defaultAddress) {
+    const parsed = parseAddress(address);
+    if (parsed.kind === 'unix') {
+      this.origin = 'http://localhost';
+      this.dispatcher = new Agent({ connect: { socketPath: parsed.path } });
+    } else {
+      this.origin = `http://${parsed.host.includes(':') ? `[${parsed.host}]` : parsed.host}:${parsed.port}`;
+      this.dispatcher = new Agent();
+    }
+  }
+
+  /** Sends a request; a non-2xx answer becomes an ApiError carrying the server's message. */
+  async send(method: Dispatcher.HttpMethod, path: string, opts: RequestOptions = {}): Promise<Dispatcher.ResponseData> {
+    const url = new URL(path, this.origin);
+    for (const [k, v] of Object.entries(opts.query ?? {})) {
+      for (const item of Array.isArray(v) ? v : v === undefined ? [] : [v]) url.searchParams.append(k, item);
+    }
+    const headers: Record<string, string> = { ...opts.headers };
+    let body: Readable | Buffer | string | undefined = opts.body;
+    if (opts.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(opts.json);
+    }
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(url, { method, headers, body, dispatcher: this.dispatcher });
+    } catch (err) {
+      throw new ApiError(0, 'unavailable', `cannot reach berth at ${this.address}: ${(err as Error).message}`);
+    }
+    if (res.statusCode >= 400) {
+      const text = await res.body.text();
+      let code = 'internal';
+      let message = text || `HTTP ${res.statusCode}`;
+      try {
+        const parsed = JSON.parse(text) as { error?: { code: string; message: string } };
+        if (parsed.error) ({ code, message } = parsed.error);
+      } catch {
+        // not JSON: keep the text
+      }
+      throw new ApiError(res.statusCode, code, message);
+    }
+    return res;
+  }
+
+  async json<T>(method: Dispatcher.HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
+    const res = await this.send(method, path, opts);
+    if (res.statusCode === 204) {
+      await res.body.dump();
+      return undefined as T;
+    }
+    return (await res.body.json()) as T;
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+}
+
+/** A path segment for a ref or digest: everything, `/` included, encoded. */
+export const seg = (s: string): string => encodeURIComponent(s);

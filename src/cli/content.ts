@@ -1,0 +1,165 @@
+// `berth content ...`: committed blobs and ingests.
+import { randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import type { Command } from 'commander';
+import { BerthClient, seg } from './client.js';
+import { age, formatLabels, humanSize, printJson, printTable } from './table.js';
+
+interface InfoJson {
+  digest: string;
+  size: number;
+  createdAt: string;
+  updatedAt: string;
+  labels: Record<string, string>;
+}
+interface StatusJson {
+  ref: string;
+  offset: number;
+  total: number;
+  expected?: string;
+  startedAt: string;
+  updatedAt: string;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** `k=v` pairs; `k=` (or `k`) means remove k. */
+function parseLabelArgs(args: string[]): Record<string, string> {
+  return Object.fromEntries(
+    args.map((a) => {
+      const i = a.indexOf('=');
+      return i < 0 ? [a, ''] : [a.slice(0, i), a.slice(i + 1)];
+    }),
+  );
+}
+
+export function registerContent(program: Command, client: () => BerthClient): void {
+  const content = program.command('content').description('manage committed blobs and ingests');
+
+  content
+    .command('ls')
+    .alias('list')
+    .description('list committed blobs')
+    .option('--filter <expr>', 'containerd filter, e.g. labels."containerd.io/gc.root" (repeat for OR)', collect)
+    .option('-q, --quiet', 'print only digests')
+    .option('--json', 'print JSON')
+    .action(async (opts: { filter?: string[]; quiet?: boolean; json?: boolean }) => {
+      const { items } = await client().json<{ items: InfoJson[] }>('GET', '/v1/content', {
+        query: { filter: opts.filter },
+      });
+      if (opts.json) return printJson(items);
+      if (opts.quiet) return items.forEach((i) => process.stdout.write(i.digest + '\n'));
+      printTable(
+        ['DIGEST', 'SIZE', 'AGE', 'LABELS'],
+        items.map((i) => [i.digest, humanSize(i.size), age(i.createdAt), formatLabels(i.labels)]),
+      );
+    });
+
+  content
+    .command('info <digest>')
+    .description('show a blob\'s size, times and labels (JSON)')
+    .action(async (digest: string) => {
+      printJson(await client().json<InfoJson>('GET', `/v1/content/${seg(digest)}/info`));
+    });
+
+  content
+    .command('get <digest>')
+    .description('write a blob\'s bytes to stdout or a file')
+    .option('-o, --output <file>', 'write to this file instead of stdout')
+    .action(async (digest: string, opts: { output?: string }) => {
+      const res = await client().send('GET', `/v1/content/${seg(digest)}`);
+      await pipeline(res.body, opts.output ? createWriteStream(opts.output) : process.stdout);
+    });
+
+  content
+    .command('put [file]')
+    .description('store a file (or stdin) as a blob and print its digest')
+    .option('--digest <digest>', 'the expected digest: the upload fails and leaves nothing if it differs')
+    .option('--label <k=v>', 'label the blob (repeatable)', collect)
+    .option('--json', 'print the blob\'s info as JSON')
+    .action(async (file: string | undefined, opts: { digest?: string; label?: string[]; json?: boolean }) => {
+      const c = client();
+      const labels = parseLabelArgs(opts.label ?? []);
+      const body = !file || file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
+      const size = file && file !== '-' ? (await stat(file)).size : undefined;
+      let info: InfoJson;
+      if (opts.digest) {
+        info = await c.json<InfoJson>('PUT', `/v1/content/${seg(opts.digest)}`, {
+          body,
+          headers: {
+            'content-type': 'application/octet-stream',
+            'berth-labels': JSON.stringify(labels),
+            ...(size !== undefined ? { 'content-length': String(size) } : {}),
+          },
+        });
+      } else {
+        // No digest to check against: upload into an ingest and let the server compute it.
+        const ref = `berth-cli-put-${randomUUID()}`;
+        try {
+          await c.json('PATCH', `/v1/ingests/${seg(ref)}`, {
+            body,
+            headers: { 'content-type': 'application/offset+octet-stream', 'upload-offset': '0' },
+          });
+          info = await c.json<InfoJson>('POST', `/v1/ingests/${seg(ref)}/commit`, { json: { size: size ?? 0, labels } });
+        } catch (err) {
+          await c.send('DELETE', `/v1/ingests/${seg(ref)}`).then((r) => r.body.dump(), () => {});
+          throw err;
+        }
+      }
+      if (opts.json) printJson(info);
+      else process.stdout.write(info.digest + '\n');
+    });
+
+  content
+    .command('rm <digest...>')
+    .alias('delete')
+    .description('remove blobs')
+    .action(async (digests: string[]) => {
+      for (const d of digests) {
+        await client().json('DELETE', `/v1/content/${seg(d)}`);
+        process.stdout.write(d + '\n');
+      }
+    });
+
+  content
+    .command('label <digest> [labels...]')
+    .description('set labels (k=v) or remove them (k=) on a blob; others stay')
+    .option('--replace', 'replace all labels with the given ones')
+    .action(async (digest: string, args: string[], opts: { replace?: boolean }) => {
+      const labels = parseLabelArgs(args);
+      const fieldpaths = opts.replace ? [] : Object.keys(labels).map((k) => `labels.${k}`);
+      if (!opts.replace && fieldpaths.length === 0) throw new Error('give at least one label k=v (or k= to remove)');
+      const info = await client().json<InfoJson>('PATCH', `/v1/content/${seg(digest)}`, {
+        json: { labels, fieldpaths },
+      });
+      process.stdout.write(`${info.digest} ${formatLabels(info.labels)}\n`);
+    });
+
+  content
+    .command('active')
+    .description('list ingests in progress')
+    .option('--filter <expr>', 'containerd filter on ref, e.g. ref~=layer (repeat for OR)', collect)
+    .option('--json', 'print JSON')
+    .action(async (opts: { filter?: string[]; json?: boolean }) => {
+      const { items } = await client().json<{ items: StatusJson[] }>('GET', '/v1/ingests', {
+        query: { filter: opts.filter },
+      });
+      if (opts.json) return printJson(items);
+      printTable(
+        ['REF', 'SIZE', 'TOTAL', 'UPDATED'],
+        items.map((s) => [s.ref, humanSize(s.offset), s.total ? humanSize(s.total) : '-', age(s.updatedAt)]),
+      );
+    });
+
+  content
+    .command('abort <ref...>')
+    .description('abort ingests, removing what they hold')
+    .action(async (refs: string[]) => {
+      for (const ref of refs) {
+        await client().json('DELETE', `/v1/ingests/${seg(ref)}`);
+        process.stdout.write(ref + '\n');
+      }
+    });
+}

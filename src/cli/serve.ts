@@ -1,0 +1,40 @@
+// `berth serve`: runs the server until SIGINT or SIGTERM.
+import type { Command } from 'commander';
+import { loadConfig } from '../config.js';
+import { startServer } from '../server.js';
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the berth server (content store and HTTP API)')
+    .option('--root <dir>', 'persistent data folder (default /var/lib/berth as root, else ~/.local/share/berth)')
+    .option('--state <dir>', 'runtime state folder (default /run/berth as root)')
+    .option('--config <file>', 'TOML configuration file')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug or trace')
+    .addHelpText('after', '\nListens on --address (HOST:PORT or unix:///path; default 127.0.0.1:7420, loopback only).')
+    .action(async (_opts: unknown, cmd: Command) => {
+      // --address is the program's global option (clients use it too), hence optsWithGlobals.
+      const opts = cmd.optsWithGlobals<{
+        root?: string;
+        state?: string;
+        address?: string;
+        config?: string;
+        logLevel?: string;
+      }>();
+      const config = await loadConfig(opts.config, {
+        root: opts.root,
+        state: opts.state,
+        address: opts.address,
+        logLevel: opts.logLevel,
+      });
+      const server = await startServer(config);
+      server.app.log.info({ root: config.root, url: server.url }, 'berth serving');
+      const stop = async (signal: string) => {
+        server.app.log.info({ signal }, 'shutting down');
+        await server.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop('SIGINT'));
+      process.once('SIGTERM', () => void stop('SIGTERM'));
+    });
+}

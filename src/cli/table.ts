@@ -1,0 +1,38 @@
+// Output for people (aligned columns, as ctr's tabwriter) and for scripts (--json).
+
+export function printTable(headers: string[], rows: string[][], out: NodeJS.WritableStream = process.stdout): void {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] + 3))).join('').trimEnd() + '\n';
+  out.write(line(headers));
+  for (const row of rows) out.write(line(row));
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** Bytes as people read them: 1.5 MiB. */
+export function humanSize(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let n = bytes;
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`;
+}
+
+/** How long ago a time was: 3 seconds ago, 2 hours ago. */
+export function age(iso: string, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  const [n, unit] =
+    s < 60 ? [s, 'second'] : s < 3600 ? [Math.round(s / 60), 'minute'] : s < 86400 ? [Math.round(s / 3600), 'hour'] : [Math.round(s / 86400), 'day'];
+  return `${n} ${unit}${n === 1 ? '' : 's'} ago`;
+}
+
+export function formatLabels(labels: Record<string, string>): string {
+  const entries = Object.entries(labels);
+  return entries.length === 0 ? '-' : entries.map(([k, v]) => `${k}=${v}`).join(',');
+}

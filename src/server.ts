@@ -1,0 +1,147 @@
+// The berth server: takes the root, initialises the plugins, serves the HTTP API.
+import Fastify, { type FastifyInstance, type FastifyError } from 'fastify';
+import { lstat, mkdir, rm } from 'node:fs/promises';
+import { SpanStatusCode, type Span } from '@opentelemetry/api';
+import { contentRoutes } from '../routes/content.js';
+import { healthRoutes } from '../routes/health.js';
+import { ingestRoutes } from '../routes/ingests.js';
+import { pluginRoutes } from '../routes/plugins.js';
+import { parseAddress, type Config } from './config.js';
+import { BerthError, errorCode, httpStatus, type ErrorCode } from './errors.js';
+import { componentSchemas } from './openapi.js';
+import { builtinPlugins } from './plugins/index.js';
+import { serviceType } from './plugins/content.js';
+import { PluginSet, type PluginLogger, type Registration } from './plugins/registry.js';
+import { lockRoot } from './rootlock.js';
+import type { ContentService } from './services/content.js';
+import { tracer } from './telemetry.js';
+
+export interface ServerOptions {
+  /** A pino-style logger setting for fastify; false for none. */
+  logger?: boolean | { level: string };
+  /** Replaces the built-in plugin list (tests). */
+  plugins?: Registration[];
+}
+
+export interface RunningServer {
+  app: FastifyInstance;
+  plugins: PluginSet;
+  /** Where it listens: `http://127.0.0.1:7420` or `unix:///path`. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts a server on `config.address`; fails (naming the holder) if the root is taken. */
+export async function startServer(config: Config, opts: ServerOptions = {}): Promise<RunningServer> {
+  const address = parseAddress(config.address);
+  await mkdir(config.root, { recursive: true, mode: 0o711 });
+  await mkdir(config.state, { recursive: true, mode: 0o711 });
+  const unlockRoot = await lockRoot(config.root, config.address);
+  let plugins: PluginSet | undefined;
+  let app: FastifyInstance | undefined;
+  try {
+    app = Fastify({
+      logger: opts.logger ?? { level: config.logLevel },
+      exposeHeadRoutes: false,
+      // Bodies of uploads stream to disk; this limits only the JSON bodies fastify parses.
+      bodyLimit: 1 << 20,
+      // Refs and digests travel URL-encoded in one segment and can be long.
+      routerOptions: { maxParamLength: 8192 },
+    });
+    const log: PluginLogger = app.log;
+    plugins = await PluginSet.init(opts.plugins ?? builtinPlugins, {
+      root: config.root,
+      state: config.state,
+      config: config.plugins,
+      required: config.requiredPlugins,
+      logger: log,
+    });
+    await registerApi(app, plugins);
+    let url: string;
+    if (address.kind === 'unix') {
+      await removeStaleSocket(address.path);
+      await app.listen({ path: address.path });
+      url = `unix://${address.path}`;
+    } else {
+      await app.listen({ host: address.host, port: address.port });
+      const bound = app.server.address();
+      const port = typeof bound === 'object' && bound ? bound.port : address.port;
+      url = `http://${address.host.includes(':') ? `[${address.host}]` : address.host}:${port}`;
+    }
+    const running = { app, plugins, url };
+    let closing: Promise<void> | undefined;
+    return {
+      ...running,
+      close: () => (closing ??= (async () => {
+        await app!.close();
+        await plugins!.close();
+        await unlockRoot();
+      })()),
+    };
+  } catch (err) {
+    await app?.close().catch(() => {});
+    await plugins?.close();
+    await unlockRoot();
+    throw err;
+  }
+}
+
+/** Registers schemas, error mapping, tracing and every resource's routes. */
+export async function registerApi(app: FastifyInstance, plugins: PluginSet): Promise<void> {
+  for (const schema of componentSchemas()) app.addSchema(schema);
+
+  const spans = new WeakMap<object, Span>();
+  app.addHook('onRequest', async (req) => {
+    spans.set(req, tracer.startSpan(`HTTP ${req.method} ${req.routeOptions.url ?? 'unknown'}`, {
+      attributes: { 'http.method': req.method, 'http.route': req.routeOptions.url ?? '' },
+    }));
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const span = spans.get(req);
+    if (!span) return;
+    span.setAttribute('http.status_code', reply.statusCode);
+    if (reply.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+    span.end();
+  });
+
+  app.setErrorHandler((err: FastifyError | BerthError, req, reply) => {
+    let code: ErrorCode;
+    let status: number;
+    if (err instanceof BerthError || errorCode(err) !== 'internal') {
+      code = errorCode(err);
+      status = httpStatus(code);
+      const offset = err instanceof BerthError ? err.details.offset : undefined;
+      if (offset !== undefined) reply.header('upload-offset', offset);
+    } else if ((err as FastifyError).validation) {
+      code = 'invalid_argument';
+      status = 400;
+    } else if ((err as FastifyError).statusCode && (err as FastifyError).statusCode! < 500) {
+      code = (err as FastifyError).statusCode === 404 ? 'not_found' : 'invalid_argument';
+      status = (err as FastifyError).statusCode!;
+    } else {
+      code = 'internal';
+      status = 500;
+      req.log.error({ err }, 'internal error');
+    }
+    return reply.code(status).send({ error: { code, message: err.message } });
+  });
+
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }),
+  );
+
+  const content = plugins.get<ContentService>(serviceType, 'content');
+  await app.register(healthRoutes);
+  await app.register(pluginRoutes, { plugins });
+  await app.register(contentRoutes, { content });
+  await app.register(ingestRoutes, { content });
+}
+
+/** A socket file left by a process that no longer holds the root. */
+async function removeStaleSocket(path: string): Promise<void> {
+  try {
+    if ((await lstat(path)).isSocket()) await rm(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}

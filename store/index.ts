@@ -1,0 +1,323 @@
+// The local content store (containerd's plugins/content/local): committed blobs under
+// `blobs/<alg>/<hex>`, resumable ingests under `ingest/<sha256(ref)>/`. A library: no HTTP, no
+// metadata; labels go to the LabelStore it is given, if any.
+import { lstat, mkdir, open, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  alreadyExists,
+  failedPrecondition,
+  invalidArgument,
+  isMissingFile,
+  isNotFound,
+  notFound,
+} from '../src/errors.js';
+import { labelField, parseFilters, type Adaptor } from '../src/filters/index.js';
+import { withSpan } from '../src/telemetry.js';
+import { canonicalAlgorithm, createDigester, isAvailableAlgorithm, parseDigest } from './digest.js';
+import { ingestFiles, readIngestStatus } from './ingest.js';
+import { withoutEmpty } from './labels.js';
+import { RefLocks } from './locks.js';
+import { BlobReaderAt } from './reader.js';
+import { blobPath, blobsRoot, ingestPath, ingestRoot, pathExists } from './paths.js';
+import { writeTimestampFile } from './timestamp.js';
+import type { ContentStore, Info, LabelStore, Labels, ReaderAt, Status, Writer, WriterOptions } from './types.js';
+import { hashFileInto, LocalWriter } from './writer.js';
+
+export type { ContentStore, Info, LabelStore, Labels, ReaderAt, Status, Writer, WriterOptions } from './types.js';
+
+/** Where the store reports what it recovers from on its own (a pino logger fits). */
+export interface StoreLogger {
+  warn(obj: object, msg: string): void;
+}
+
+export interface LocalStoreOptions {
+  labels?: LabelStore;
+  logger?: StoreLogger;
+}
+
+const silent: StoreLogger = { warn() {} };
+
+export class LocalStore implements ContentStore {
+  private readonly locks = new RefLocks();
+  private readonly labels: LabelStore | undefined;
+  private readonly logger: StoreLogger;
+
+  private constructor(
+    readonly root: string,
+    opts: LocalStoreOptions,
+  ) {
+    this.labels = opts.labels;
+    this.logger = opts.logger ?? silent;
+  }
+
+  static async open(root: string, opts: LocalStoreOptions = {}): Promise<LocalStore> {
+    await mkdir(root, { recursive: true, mode: 0o755 });
+    await mkdir(ingestRoot(root), { recursive: true, mode: 0o777 });
+    return new LocalStore(root, opts);
+  }
+
+  // ---- Ingester -------------------------------------------------------------------------------
+
+  async writer(opts: WriterOptions): Promise<Writer> {
+    const { ref } = opts;
+    validateRef(ref);
+    const release = this.locks.tryLock(ref);
+    try {
+      return await withSpan('content.writer', { 'berth.ref': ref }, () => this.openWriter(opts, release));
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  private async openWriter(opts: WriterOptions, release: () => void): Promise<Writer> {
+    const { ref } = opts;
+    const total = opts.size && opts.size > 0 ? opts.size : 0;
+    let algorithm = canonicalAlgorithm;
+    if (opts.digest) {
+      // Checked before touching the ingest: a writer for content we have is pointless.
+      if (await pathExists(blobPath(this.root, opts.digest))) {
+        throw alreadyExists(`content ${opts.digest}: already exists`);
+      }
+      algorithm = parseDigest(opts.digest).algorithm;
+    }
+    const dir = ingestPath(this.root, ref);
+    const dataPath = join(dir, ingestFiles.data);
+    const ctx = { root: this.root, labels: this.labels, release };
+
+    let created = true;
+    try {
+      await mkdir(dir, { mode: 0o755 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      created = false;
+    }
+    if (!created) {
+      try {
+        const status = await readIngestStatus(dir, ref);
+        if (status.ref !== ref) throw new Error(`ref key does not match: ${status.ref} != ${ref}`);
+        if (total > 0 && status.total > 0 && total !== status.total) {
+          throw new Error(`provided total differs from status: ${total} != ${status.total}`);
+        }
+        const digester = createDigester(algorithm);
+        await hashFileInto(dataPath, digester);
+        const fh = await open(dataPath, 'r+');
+        const { size } = await fh.stat();
+        return new LocalWriter(ctx, {
+          ref,
+          dir,
+          fh,
+          digester,
+          algorithm,
+          offset: size,
+          total: status.total,
+          startedAt: status.startedAt,
+          updatedAt: status.updatedAt,
+        });
+      } catch (err) {
+        // As containerd: an ingest that cannot be resumed is started over, not an error.
+        this.logger.warn({ ref, err: (err as Error).message }, 'cannot resume ingest, starting it over');
+      }
+    }
+    const now = new Date();
+    await writeFile(join(dir, ingestFiles.ref), ref, { mode: 0o666 });
+    await writeTimestampFile(join(dir, ingestFiles.startedAt), now);
+    await writeTimestampFile(join(dir, ingestFiles.updatedAt), now);
+    if (total > 0) await writeFile(join(dir, ingestFiles.total), String(total));
+    else await rm(join(dir, ingestFiles.total), { force: true });
+    // Truncate: an ingest that failed to resume must not leave stale bytes past what we write.
+    const fh = await open(dataPath, 'w');
+    return new LocalWriter(ctx, {
+      ref,
+      dir,
+      fh,
+      digester: createDigester(algorithm),
+      algorithm,
+      offset: 0,
+      total,
+      startedAt: now,
+      updatedAt: now,
+    });
+  }
+
+  // ---- IngestManager --------------------------------------------------------------------------
+
+  async status(ref: string): Promise<Status> {
+    return readIngestStatus(ingestPath(this.root, ref), ref);
+  }
+
+  async listStatuses(filters: string[] = []): Promise<Status[]> {
+    const filter = parseFilters(filters);
+    let names: string[];
+    try {
+      names = await readdir(ingestRoot(this.root));
+    } catch (err) {
+      if (isMissingFile(err)) return [];
+      throw err;
+    }
+    const statuses: Status[] = [];
+    for (const name of names) {
+      let status: Status;
+      try {
+        status = await readIngestStatus(join(ingestRoot(this.root), name), name);
+      } catch (err) {
+        if (isNotFound(err)) continue; // committed or aborted while we listed
+        throw err;
+      }
+      if (filter(statusAdaptor(status))) statuses.push(status);
+    }
+    return statuses;
+  }
+
+  /**
+   * Removes an ingest. Unknown refs are fine (as containerd's local store). Unlike containerd,
+   * an ingest with an open writer is refused: removing files under a live writer loses its data.
+   */
+  async abort(ref: string): Promise<void> {
+    if (this.locks.isLocked(ref)) this.locks.tryLock(ref); // throws unavailable naming the holder
+    await rm(ingestPath(this.root, ref), { recursive: true, force: true });
+  }
+
+  /** True while a writer holds `ref`. */
+  isWriting(ref: string): boolean {
+    return this.locks.isLocked(ref);
+  }
+
+  // ---- Manager --------------------------------------------------------------------------------
+
+  async info(digest: string): Promise<Info> {
+    const path = blobPath(this.root, digest);
+    try {
+      const st = await stat(path);
+      return infoFromStat(digest, st, (await this.labels?.get(digest)) ?? {});
+    } catch (err) {
+      if (isMissingFile(err)) throw notFound(`content ${digest}: not found`, err);
+      throw err;
+    }
+  }
+
+  async update(info: { digest: string; labels?: Labels }, fieldpaths: string[] = []): Promise<Info> {
+    const { digest } = info;
+    if (!this.labels) throw failedPrecondition(`update not supported on immutable content store (content ${digest})`);
+    const path = blobPath(this.root, digest);
+    let st;
+    try {
+      st = await stat(path);
+    } catch (err) {
+      if (isMissingFile(err)) throw notFound(`content ${digest}: not found`, err);
+      throw err;
+    }
+    const labels = await applyLabelUpdate(this.labels, digest, info.labels ?? {}, fieldpaths);
+    const updatedAt = new Date();
+    // UpdatedAt is the atime; CreatedAt (mtime) stays.
+    await utimes(path, updatedAt, st.mtime).catch((err) => this.logger.warn({ digest, err }, 'cannot set times'));
+    return { digest, size: st.size, createdAt: st.mtime, updatedAt, labels };
+  }
+
+  async walk(fn: (info: Info) => void | Promise<void>, filters: string[] = []): Promise<void> {
+    const filter = parseFilters(filters);
+    const root = blobsRoot(this.root);
+    let algorithms: string[];
+    try {
+      algorithms = (await readdir(root)).sort();
+    } catch (err) {
+      if (isMissingFile(err)) return;
+      throw err;
+    }
+    for (const algorithm of algorithms) {
+      if (!isAvailableAlgorithm(algorithm)) continue;
+      let names: string[];
+      try {
+        names = (await readdir(join(root, algorithm))).sort();
+      } catch (err) {
+        if (isMissingFile(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') continue;
+        throw err;
+      }
+      for (const name of names) {
+        const digest = `${algorithm}:${name}`;
+        let st;
+        try {
+          st = await lstat(join(root, algorithm, name));
+        } catch (err) {
+          if (isMissingFile(err)) continue; // deleted while we walked
+          throw err;
+        }
+        if (!st.isFile()) continue;
+        const info = infoFromStat(digest, st, (await this.labels?.get(digest)) ?? {});
+        if (filter(contentAdaptor(info))) await fn(info);
+      }
+    }
+  }
+
+  /** Removes a blob. A missing blob is fine (as containerd's local store); labels stay. */
+  async delete(digest: string): Promise<void> {
+    await withSpan('content.delete', { 'berth.digest': digest }, () =>
+      rm(blobPath(this.root, digest), { force: true }),
+    );
+  }
+
+  // ---- Provider -------------------------------------------------------------------------------
+
+  async readerAt(digest: string): Promise<ReaderAt> {
+    const path = blobPath(this.root, digest);
+    try {
+      return await BlobReaderAt.open(path);
+    } catch (err) {
+      if (isMissingFile(err)) throw notFound(`content ${digest}: not found`, err);
+      throw err;
+    }
+  }
+}
+
+/** Refs are text: containerd allows anything non-empty; control characters are refused. */
+export function validateRef(ref: string): void {
+  if (typeof ref !== 'string' || ref === '') throw invalidArgument('ref must not be empty');
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(ref)) {
+    throw invalidArgument(`ref ${JSON.stringify(ref)} must not contain control characters`);
+  }
+  if (Buffer.byteLength(ref) > 4096) throw invalidArgument(`ref ${JSON.stringify(ref.slice(0, 64))}... longer than 4096 bytes`);
+}
+
+/** containerd's label updates by field path: none or `labels` replaces, `labels.<k>` merges one key. */
+export async function applyLabelUpdate(
+  store: LabelStore,
+  key: string,
+  labels: Labels,
+  fieldpaths: string[],
+): Promise<Labels> {
+  if (fieldpaths.length === 0 || fieldpaths.includes('labels')) {
+    const replaced = withoutEmpty(labels);
+    await store.set(key, replaced);
+    return replaced;
+  }
+  const partial: Labels = {};
+  for (const path of fieldpaths) {
+    if (!path.startsWith('labels.') || path.length === 'labels.'.length) {
+      throw invalidArgument(`cannot update ${JSON.stringify(path)} field on content info ${JSON.stringify(key)}`);
+    }
+    const k = path.slice('labels.'.length);
+    partial[k] = labels[k] ?? '';
+  }
+  return store.update(key, partial);
+}
+
+function infoFromStat(digest: string, st: { size: number; mtime: Date; atime: Date }, labels: Labels): Info {
+  return { digest, size: st.size, createdAt: st.mtime, updatedAt: st.atime, labels };
+}
+
+/** Filter fields of committed content: `digest` and `labels.<key>`. */
+export function contentAdaptor(info: Info): Adaptor {
+  return (path) => {
+    if (path.length === 0) return { value: '', present: false };
+    if (path[0] === 'digest') return { value: info.digest, present: true };
+    if (path[0] === 'labels') return labelField(info.labels, path.slice(1));
+    return { value: '', present: false };
+  };
+}
+
+/** Filter fields of an ingest: only `ref`. */
+export function statusAdaptor(status: Status): Adaptor {
+  return (path) =>
+    path.length === 1 && path[0] === 'ref' ? { value: status.ref, present: true } : { value: '', present: false };
+}

@@ -1,0 +1,205 @@
+// A writer into one ingest (containerd's writer.go): appends to `ingest/<h>/data`, hashing as
+// it goes, and on Commit verifies, fsyncs and renames the data into `blobs/` in one step.
+import type { Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { chmod, mkdir, open, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { alreadyExists, failedPrecondition, invalidArgument, isMissingFile } from '../src/errors.js';
+import { withSpan } from '../src/telemetry.js';
+import { createDigester, parseDigest } from './digest.js';
+import { ingestFiles } from './ingest.js';
+import { blobPath, pathExists } from './paths.js';
+import { writeTimestampFile } from './timestamp.js';
+import type { CommitOptions, LabelStore, Status, Writer } from './types.js';
+
+/** What a writer needs from its store. */
+export interface WriterContext {
+  root: string;
+  labels?: LabelStore;
+  /** Called once when the writer is closed or committed. */
+  release: () => void;
+  /** Called with the digest after a successful commit. */
+  onCommit?: (digest: string) => void;
+}
+
+export interface WriterState {
+  ref: string;
+  dir: string;
+  fh: FileHandle;
+  digester: Hash;
+  algorithm: string;
+  offset: number;
+  total: number;
+  startedAt: Date;
+  updatedAt: Date;
+}
+
+export class LocalWriter implements Writer {
+  readonly ref: string;
+  private fh: FileHandle | undefined;
+  private digester: Hash;
+  private algorithm: string;
+  private offset: number;
+  private readonly total: number;
+  private readonly startedAt: Date;
+  private updatedAt: Date;
+  private readonly dir: string;
+  private committed: string | undefined;
+  private released = false;
+
+  constructor(
+    private readonly ctx: WriterContext,
+    state: WriterState,
+  ) {
+    this.ref = state.ref;
+    this.dir = state.dir;
+    this.fh = state.fh;
+    this.digester = state.digester;
+    this.algorithm = state.algorithm;
+    this.offset = state.offset;
+    this.total = state.total;
+    this.startedAt = state.startedAt;
+    this.updatedAt = state.updatedAt;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    const fh = this.open('write to');
+    let done = 0;
+    while (done < chunk.length) {
+      const { bytesWritten } = await fh.write(chunk, done, chunk.length - done, this.offset + done);
+      done += bytesWritten;
+    }
+    // Hash only after the bytes are in the file: the digest always describes the file.
+    this.digester.update(chunk);
+    this.offset += chunk.length;
+    this.updatedAt = new Date();
+  }
+
+  digest(): string {
+    if (this.committed) return this.committed;
+    return `${this.algorithm}:${this.digester.copy().digest('hex')}`;
+  }
+
+  status(): Status {
+    return {
+      ref: this.ref,
+      offset: this.offset,
+      total: this.total,
+      startedAt: this.startedAt,
+      updatedAt: this.updatedAt,
+    };
+  }
+
+  async truncate(size: number): Promise<void> {
+    if (size !== 0) throw invalidArgument(`truncate of ingest ${JSON.stringify(this.ref)}: unsupported size ${size}`);
+    const fh = this.open('truncate');
+    await fh.truncate(0);
+    this.offset = 0;
+    this.digester = createDigester(this.algorithm);
+    this.updatedAt = new Date();
+  }
+
+  async sync(): Promise<void> {
+    await this.fh?.sync();
+  }
+
+  async close(): Promise<void> {
+    const fh = this.fh;
+    if (!fh) return;
+    this.fh = undefined;
+    try {
+      await fh.sync();
+      await fh.close();
+      // Aborted underneath us: nothing left to record progress in.
+      await writeTimestampFile(join(this.dir, ingestFiles.updatedAt), this.updatedAt).catch((err) => {
+        if (!isMissingFile(err)) throw err;
+      });
+    } finally {
+      this.release();
+    }
+  }
+
+  async commit(size: number, expected?: string, opts: CommitOptions = {}): Promise<void> {
+    return withSpan('content.commit', { 'berth.ref': this.ref }, async () => {
+      try {
+        await this.commitLocked(size, expected, opts);
+      } finally {
+        this.release();
+      }
+    });
+  }
+
+  private async commitLocked(size: number, expected: string | undefined, opts: CommitOptions): Promise<void> {
+    const fh = this.fh;
+    if (!fh) throw failedPrecondition(`cannot commit on closed writer for ref ${JSON.stringify(this.ref)}`);
+    this.fh = undefined;
+    const dataPath = join(this.dir, ingestFiles.data);
+    let actual: number;
+    try {
+      await fh.sync();
+      actual = (await fh.stat()).size;
+    } finally {
+      await fh.close();
+    }
+    if (size > 0 && size !== actual) {
+      throw failedPrecondition(`unexpected commit size ${actual}, expected ${size}`);
+    }
+    let digest = this.digest();
+    if (expected) {
+      const { algorithm } = parseDigest(expected);
+      if (algorithm !== this.algorithm) {
+        const digester = createDigester(algorithm);
+        await hashFileInto(dataPath, digester);
+        digest = `${algorithm}:${digester.digest('hex')}`;
+      }
+      if (digest !== expected) throw failedPrecondition(`unexpected commit digest ${digest}, expected ${expected}`);
+    }
+
+    const target = blobPath(this.ctx.root, digest);
+    await mkdir(dirname(target), { recursive: true, mode: 0o755 });
+    if (await pathExists(target)) {
+      await rm(this.dir, { recursive: true, force: true });
+      throw alreadyExists(`content ${digest}: already exists`);
+    }
+    // Read-only before it is visible: a committed blob is never written again.
+    const mode = (await stat(dataPath)).mode & 0o777 & ~0o333;
+    await chmod(dataPath, mode);
+    await rename(dataPath, target);
+    await syncDir(dirname(target));
+
+    const now = new Date();
+    this.committed = digest;
+    await utimes(target, now, now);
+    await rm(this.dir, { recursive: true, force: true });
+    if (this.ctx.labels && opts.labels) await this.ctx.labels.set(digest, opts.labels);
+    this.ctx.onCommit?.(digest);
+  }
+
+  private open(verb: string): FileHandle {
+    if (!this.fh) {
+      throw failedPrecondition(`cannot ${verb} ingest ${JSON.stringify(this.ref)}: writer is closed`);
+    }
+    return this.fh;
+  }
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.ctx.release();
+  }
+}
+
+/** fsync a directory so that a rename into it survives a crash. */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Feeds a whole file into a digester, streamed. */
+export async function hashFileInto(path: string, digester: Hash): Promise<void> {
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) digester.update(chunk as Buffer);
+}
