@@ -299,6 +299,9 @@ describe('field paths and values', () => {
       // \x and octal escapes are bytes, read back as UTF-8 like a Go string.
       [String.raw`"\xc3\xa9\303\251"`, 'éé'],
       ['"牛 and , and ."', '牛 and , and .'],
+      // A leading U+FEFF is kept, written out or escaped.
+      ['"\uFEFFx"', '\uFEFFx'],
+      [String.raw`"\uFEFFx"`, '\uFEFFx'],
     ];
     for (const [quoted, key] of cases) {
       assert.deepEqual(select([`labels.${quoted}==v`], [{ name: 'n', labels: { [key]: 'v' } }]), [0], quoted);

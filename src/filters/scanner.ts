@@ -262,5 +262,6 @@ export function decodeQuoted(literal: string): string | undefined {
         bytes.push(escape.charCodeAt(0));
     }
   }
-  return new TextDecoder().decode(Uint8Array.from(bytes));
+  // ignoreBOM keeps a leading U+FEFF, which is part of the value, not a byte-order mark.
+  return new TextDecoder('utf-8', { ignoreBOM: true }).decode(Uint8Array.from(bytes));
 }
