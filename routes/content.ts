@@ -22,6 +22,12 @@ export const contentRoutes: FastifyPluginAsync<{ content: ContentService }> = as
     async (req) => ({ items: (await content.list(req.query.filter ?? [])).map(infoView) }),
   );
 
+  app.post<{ Querystring: { repair?: boolean } }>(
+    '/v1/content/verify',
+    { schema: routeSchema('post', '/v1/content/verify') },
+    async (req) => content.verify(req.query.repair ?? false),
+  );
+
   app.get<{ Params: DigestParams }>(
     '/v1/content/:digest/info',
     { schema: routeSchema('get', '/v1/content/{digest}/info') },

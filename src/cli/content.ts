@@ -138,6 +138,29 @@ export function registerContent(program: Command, client: () => BerthClient): vo
     });
 
   content
+    .command('verify')
+    .description('re-hash every blob and report those that no longer match their digest')
+    .option('--repair', 'remove corrupt blobs so that they are fetched again')
+    .option('--json', 'print JSON')
+    .action(async (opts: { repair?: boolean; json?: boolean }) => {
+      const report = await client().json<{
+        checked: number;
+        bytes: number;
+        corrupt: Array<{ digest: string; reason: string }>;
+        removed: string[];
+        durationMs: number;
+      }>('POST', '/v1/content/verify', { query: { repair: opts.repair ? 'true' : undefined } });
+      if (opts.json) return printJson(report);
+      for (const c of report.corrupt) {
+        process.stdout.write(`corrupt ${c.digest}${report.removed.includes(c.digest) ? ' (removed)' : ''}: ${c.reason}\n`);
+      }
+      process.stdout.write(
+        `checked ${report.checked} blobs (${humanSize(report.bytes)}) in ${report.durationMs} ms: ${report.corrupt.length} corrupt\n`,
+      );
+      if (report.corrupt.length > report.removed.length) process.exitCode = 1;
+    });
+
+  content
     .command('active')
     .description('list ingests in progress')
     .option('--filter <expr>', 'containerd filter on ref, e.g. ref~=layer (repeat for OR)', collect)

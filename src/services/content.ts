@@ -10,6 +10,7 @@ import { parseDigest } from '../../store/digest.js';
 import { validateRef, type LocalStore } from '../../store/index.js';
 import { pathExists, blobPath } from '../../store/paths.js';
 import type { Info, Labels, ReaderAt, Status, Writer } from '../../store/types.js';
+import { verifyContent, type VerifyReport } from '../../store/verify.js';
 import type { MetadataDB } from '../metadata/db.js';
 import type { LevelLabelStore } from '../metadata/labels.js';
 
@@ -68,6 +69,13 @@ export class ContentService {
     await this.store.info(digest); // not_found for a missing blob, as the metadata layer answers
     await this.store.delete(digest);
     await this.labels.remove(digest);
+  }
+
+  /** Re-hashes every blob; with `repair`, removes those that no longer match (and their labels). */
+  async verify(repair: boolean): Promise<VerifyReport> {
+    const report = await verifyContent(this.store, { repair });
+    for (const digest of report.removed) await this.labels.remove(digest);
+    return report;
   }
 
   open(digest: string): Promise<ReaderAt> {
