@@ -1,21 +1,17 @@
 // Committed content: list, read (with Range), info, labels, one-shot put, delete.
 import type { FastifyPluginAsync } from 'fastify';
-import type { Readable } from 'node:stream';
 import { BerthError, invalidArgument } from '../src/errors.js';
 import { routeSchema } from '../src/openapi.js';
 import type { ContentService } from '../src/services/content.js';
 import { parseDigest } from '../store/digest.js';
+import { bodyStream, streamBodies } from './raw-body.js';
 import { infoView } from './views.js';
 
 interface DigestParams {
   digest: string;
 }
 
-const passStream = (_req: unknown, payload: Readable, done: (err: null, body: Readable) => void) => done(null, payload);
-
 export const contentRoutes: FastifyPluginAsync<{ content: ContentService }> = async (app, { content }) => {
-  app.addContentTypeParser('application/octet-stream', passStream);
-
   app.get<{ Querystring: { filter?: string[] } }>(
     '/v1/content',
     { schema: routeSchema('get', '/v1/content') },
@@ -83,20 +79,22 @@ export const contentRoutes: FastifyPluginAsync<{ content: ContentService }> = as
     },
   );
 
-  app.put<{ Params: DigestParams; Headers: { 'berth-labels'?: string; 'content-length'?: string } }>(
-    '/v1/content/:digest',
-    { schema: routeSchema('put', '/v1/content/{digest}') },
-    async (req, reply) => {
-      const labels = parseLabelsHeader(req.headers['berth-labels']);
-      const length = req.headers['content-length'];
-      const body = (req.body as Readable | undefined) ?? req.raw;
-      const info = await content.put(req.params.digest, body, {
-        size: length !== undefined ? Number(length) : undefined,
-        labels,
-      });
-      return reply.code(201).send(infoView(info));
-    },
-  );
+  await app.register(async (uploads) => {
+    streamBodies(uploads);
+    uploads.put<{ Params: DigestParams; Headers: { 'berth-labels'?: string; 'content-length'?: string } }>(
+      '/v1/content/:digest',
+      { schema: routeSchema('put', '/v1/content/{digest}') },
+      async (req, reply) => {
+        const labels = parseLabelsHeader(req.headers['berth-labels']);
+        const length = req.headers['content-length'];
+        const info = await content.put(req.params.digest, bodyStream(req), {
+          size: length !== undefined ? Number(length) : undefined,
+          labels,
+        });
+        return reply.code(201).send(infoView(info));
+      },
+    );
+  });
 
   app.patch<{ Params: DigestParams; Body: { labels: Record<string, string>; fieldpaths?: string[] } }>(
     '/v1/content/:digest',

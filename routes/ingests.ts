@@ -1,20 +1,15 @@
 // Resumable uploads into ingests (tus-style PATCH), their status, commit and abort.
 import type { FastifyPluginAsync } from 'fastify';
-import type { Readable } from 'node:stream';
 import { routeSchema } from '../src/openapi.js';
 import type { ContentService } from '../src/services/content.js';
+import { bodyStream, streamBodies } from './raw-body.js';
 import { infoView, statusView } from './views.js';
 
 interface RefParams {
   ref: string;
 }
 
-const passStream = (_req: unknown, payload: Readable, done: (err: null, body: Readable) => void) => done(null, payload);
-
 export const ingestRoutes: FastifyPluginAsync<{ content: ContentService }> = async (app, { content }) => {
-  app.addContentTypeParser('application/offset+octet-stream', passStream);
-  app.addContentTypeParser('application/octet-stream', passStream);
-
   app.get<{ Querystring: { filter?: string[] } }>(
     '/v1/ingests',
     { schema: routeSchema('get', '/v1/ingests') },
@@ -27,22 +22,24 @@ export const ingestRoutes: FastifyPluginAsync<{ content: ContentService }> = asy
     async (req) => statusView(await content.ingestStatus(req.params.ref)),
   );
 
-  app.patch<{
-    Params: RefParams;
-    Headers: { 'upload-offset': number; 'upload-length'?: number; 'upload-digest'?: string };
-  }>('/v1/ingests/:ref', { schema: routeSchema('patch', '/v1/ingests/{ref}') }, async (req, reply) => {
-    const body = (req.body as Readable | undefined) ?? req.raw;
-    const status = await content.append(
-      req.params.ref,
-      {
-        offset: req.headers['upload-offset'],
-        total: req.headers['upload-length'] || undefined,
-        expected: req.headers['upload-digest'] || undefined,
-      },
-      body,
-    );
-    reply.header('upload-offset', status.offset);
-    return statusView(status);
+  await app.register(async (uploads) => {
+    streamBodies(uploads);
+    uploads.patch<{
+      Params: RefParams;
+      Headers: { 'upload-offset': number; 'upload-length'?: number; 'upload-digest'?: string };
+    }>('/v1/ingests/:ref', { schema: routeSchema('patch', '/v1/ingests/{ref}') }, async (req, reply) => {
+      const status = await content.append(
+        req.params.ref,
+        {
+          offset: req.headers['upload-offset'],
+          total: req.headers['upload-length'] || undefined,
+          expected: req.headers['upload-digest'] || undefined,
+        },
+        bodyStream(req),
+      );
+      reply.header('upload-offset', status.offset);
+      return statusView(status);
+    });
   });
 
   app.post<{ Params: RefParams; Body: { size?: number; digest?: string; labels?: Record<string, string> } }>(

@@ -43,6 +43,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     app = Fastify({
       logger: opts.logger ?? { level: config.logLevel },
       exposeHeadRoutes: false,
+      // At shutdown an upload still streaming is cut: what arrived is kept and resumable.
+      forceCloseConnections: true,
       // Bodies of uploads stream to disk; this limits only the JSON bodies fastify parses.
       bodyLimit: 1 << 20,
       // Refs and digests travel URL-encoded in one segment and can be long.
