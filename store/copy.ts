@@ -5,7 +5,7 @@ import { errorCode, invalidArgument } from '../src/errors.js';
 import type { CommitOptions, ContentStore, Writer, WriterOptions } from './types.js';
 
 /** A plain stream: copying into a resumed writer discards the first `offset` bytes. */
-export type PlainSource = AsyncIterable<Uint8Array>;
+export type PlainSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 /** A source that can start anywhere (containerd's io.Seeker). */
 export interface SeekableSource {
   openAt(offset: number): AsyncIterable<Uint8Array>;
