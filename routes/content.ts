@@ -3,7 +3,6 @@ import type { FastifyPluginAsync } from 'fastify';
 import { BerthError, invalidArgument } from '../src/errors.js';
 import { routeSchema } from '../src/openapi.js';
 import type { ContentService } from '../src/services/content.js';
-import { parseDigest } from '../store/digest.js';
 import { bodyStream, streamBodies } from './raw-body.js';
 import { infoView } from './views.js';
 
@@ -50,13 +49,12 @@ export const contentRoutes: FastifyPluginAsync<{ content: ContentService }> = as
     { schema: routeSchema('get', '/v1/content/{digest}') },
     async (req, reply) => {
       const { digest } = req.params;
-      parseDigest(digest);
-      reply.header('etag', etag(digest)).header('docker-content-digest', digest).header('accept-ranges', 'bytes');
       if (matchesEtag(req.headers['if-none-match'], digest)) {
         await content.info(digest); // a 304 only for content that exists
-        return reply.code(304).send();
+        return reply.code(304).header('etag', etag(digest)).send();
       }
       const reader = await content.open(digest);
+      reply.header('etag', etag(digest)).header('docker-content-digest', digest).header('accept-ranges', 'bytes');
       const range = parseRange(req.headers.range, reader.size);
       if (range === 'unsatisfiable') {
         await reader.close();
@@ -136,9 +134,9 @@ export function parseRange(header: string | undefined, size: number): [number, n
     return [Math.max(0, size - suffix), size];
   }
   const start = Number(m[1]);
+  if (start >= size) return 'unsatisfiable';
   const last = m[2] === '' ? size - 1 : Number(m[2]);
   if (last < start) return undefined;
-  if (start >= size) return 'unsatisfiable';
   return [start, Math.min(last, size - 1) + 1];
 }
 

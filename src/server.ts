@@ -1,7 +1,9 @@
 // The berth server: takes the root, initialises the plugins, serves the HTTP API.
-import Fastify, { type FastifyInstance, type FastifyError } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { lstat, mkdir, rm } from 'node:fs/promises';
-import { SpanStatusCode, type Span } from '@opentelemetry/api';
+import { context, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { Ajv } from 'ajv';
+import addFormatsModule from 'ajv-formats';
 import { contentRoutes } from '../routes/content.js';
 import { healthRoutes } from '../routes/health.js';
 import { ingestRoutes } from '../routes/ingests.js';
@@ -49,6 +51,11 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       bodyLimit: 1 << 20,
       // Refs and digests travel URL-encoded in one segment and can be long.
       routerOptions: { maxParamLength: 8192 },
+      // Errors the router raises before any route runs (a malformed URL, an over-long
+      // parameter) get the same body as every other error.
+      frameworkErrors: (err, _req, reply) => {
+        void (reply as FastifyReply).code(400).send({ error: { code: 'invalid_argument', message: err.message } });
+      },
     });
     const log: PluginLogger = app.log;
     plugins = await PluginSet.init(opts.plugins ?? builtinPlugins, {
@@ -91,8 +98,17 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
 /** Registers schemas, error mapping, tracing and every resource's routes. */
 export async function registerApi(app: FastifyInstance, plugins: PluginSet): Promise<void> {
   for (const schema of componentSchemas()) app.addSchema(schema);
+  app.setValidatorCompiler(requestValidators());
 
   const spans = new WeakMap<object, Span>();
+  // Each handler runs inside its request's span, so store spans become its children.
+  app.addHook('onRoute', (route) => {
+    const handler = route.handler;
+    route.handler = function (this: FastifyInstance, req, reply) {
+      const span = spans.get(req);
+      return span ? context.with(trace.setSpan(context.active(), span), () => handler.call(this, req, reply)) : handler.call(this, req, reply);
+    };
+  });
   app.addHook('onRequest', async (req) => {
     spans.set(req, tracer.startSpan(`HTTP ${req.method} ${req.routeOptions.url ?? 'unknown'}`, {
       attributes: { 'http.method': req.method, 'http.route': req.routeOptions.url ?? '' },
@@ -137,6 +153,25 @@ export async function registerApi(app: FastifyInstance, plugins: PluginSet): Pro
   await app.register(pluginRoutes, { plugins });
   await app.register(contentRoutes, { content });
   await app.register(ingestRoutes, { content });
+}
+
+/**
+ * JSON bodies are validated strictly — an unknown property or a number where a string belongs is
+ * a 400, never silently dropped or coerced (a typo in `digest` must not commit unchecked) —
+ * while headers, query strings and path parameters are coerced from their text.
+ */
+function requestValidators(): (req: { schema: object; httpPart?: string }) => ReturnType<Ajv['compile']> {
+  const addFormats = addFormatsModule.default;
+  const make = (coerceTypes: boolean | 'array') => {
+    const ajv = new Ajv({ coerceTypes, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
+    addFormats(ajv);
+    ajv.addFormat('binary', true);
+    for (const schema of componentSchemas()) ajv.addSchema(schema);
+    return ajv;
+  };
+  const bodies = make(false);
+  const texts = make('array');
+  return ({ schema, httpPart }) => (httpPart === 'body' ? bodies : texts).compile(schema);
 }
 
 /** A socket file left by a process that no longer holds the root. */

@@ -159,8 +159,8 @@ export class PluginSet {
     }
     this.infos.push(info);
     if (info.status !== 'ok') opts.logger.warn({ plugin: key, status: info.status, reason: info.message }, 'plugin not loaded');
-    if (info.status === 'error' && opts.required?.includes(key)) {
-      throw new PluginSetupError(`required plugin ${key} failed: ${info.message}`);
+    if (info.status !== 'ok' && opts.required?.includes(key)) {
+      throw new PluginSetupError(`required plugin ${key} did not load (${info.status}): ${info.message}`);
     }
   }
 

@@ -108,6 +108,7 @@ export class ContentService {
   }
 
   async ingestStatus(ref: string): Promise<Status> {
+    validateRef(ref);
     return this.withExpected(await this.store.status(ref));
   }
 
@@ -154,11 +155,15 @@ export class ContentService {
     });
   }
 
-  /** Commits the ingest `ref`; a size or digest mismatch keeps it for another try. */
+  /**
+   * Commits the ingest `ref`, checking `digest` or else the digest the upload said to expect;
+   * a size or digest mismatch keeps the ingest for another try.
+   */
   async commit(ref: string, size: number, digest: string | undefined, labels?: Labels): Promise<Info> {
     validateRef(ref);
     if (digest) parseDigest(digest);
     await this.store.status(ref); // not_found rather than creating an empty ingest
+    digest ??= (await this.db.ingests.get(ref))?.expected;
     const writer = await this.takeWriter(ref, {});
     await writer.commit(size, digest, { labels });
     await this.db.ingests.del(ref);

@@ -1,0 +1,499 @@
+// The plugin registry (src/plugins/registry.ts): initialisation order, requirements, statuses,
+// exports, required plugins and shutdown; and what GET /v1/plugins shows of a real server's.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  initOrder,
+  pluginKey,
+  PluginSet,
+  PluginSetupError,
+  SkipPlugin,
+  type PluginLogger,
+  type Registration,
+} from '../src/plugins/registry.js';
+import { builtinPlugins } from '../src/plugins/index.js';
+import { startTestServer } from './fixtures/server.js';
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/** A registration whose init records itself in `log` and returns `<type>.<id>`. */
+function reg(
+  type: string,
+  id: string,
+  requires: string[] = [],
+  extra: Partial<Registration<string>> = {},
+  log?: string[],
+): Registration {
+  return {
+    type,
+    id,
+    requires,
+    async init() {
+      log?.push(`init ${type}.${id}`);
+      return `${type}.${id}`;
+    },
+    ...extra,
+  } as Registration;
+}
+
+const keys = (rs: Registration[]) => rs.map((r) => pluginKey(r.type, r.id));
+
+function logger(): PluginLogger & { warnings: Array<{ obj: object; msg: string }> } {
+  const warnings: Array<{ obj: object; msg: string }> = [];
+  return { warnings, info() {}, warn: (obj, msg) => void warnings.push({ obj, msg }) };
+}
+
+const opts = (extra: Partial<Parameters<typeof PluginSet.init>[1]> = {}) => ({
+  root: '/nonexistent/berth-root',
+  state: '/nonexistent/berth-state',
+  logger: logger(),
+  ...extra,
+});
+
+/** Throws unless every plugin comes after every plugin of each type it requires. */
+function assertDependencyOrder(order: Registration[]): void {
+  order.forEach((r, i) => {
+    const req = r.requires ?? [];
+    order.forEach((o, j) => {
+      if (o === r) return;
+      const needed = req.includes('*') ? !(o.requires ?? []).includes('*') : req.includes(o.type);
+      if (needed) {
+        assert.ok(j < i, `${pluginKey(r.type, r.id)} comes before ${pluginKey(o.type, o.id)}, which it requires`);
+      }
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// initOrder
+// ---------------------------------------------------------------------------------------------
+
+describe('initOrder', () => {
+  test('a plugin comes after every plugin of each type it requires, whatever the listing order', () => {
+    const regs = [
+      reg('t.service', 'api', ['t.content', 't.meta']),
+      reg('t.content', 'local', ['t.meta']),
+      reg('t.gc', 'scheduler', ['t.service']),
+      reg('t.meta', 'level'),
+      reg('t.content', 'proxy', ['t.meta']),
+      reg('t.meta', 'other'),
+      reg('t.free', 'standalone'),
+    ];
+    const order = initOrder(regs);
+    assert.equal(order.length, regs.length);
+    assert.deepEqual(new Set(order), new Set(regs), 'each registration exactly once');
+    assertDependencyOrder(order);
+    // Concretely: both metadata plugins before both content plugins, which precede the service.
+    const pos = (k: string) => keys(order).indexOf(k);
+    for (const meta of ['t.meta.level', 't.meta.other']) {
+      for (const c of ['t.content.local', 't.content.proxy']) assert.ok(pos(meta) < pos(c));
+    }
+    for (const c of ['t.content.local', 't.content.proxy']) assert.ok(pos(c) < pos('t.service.api'));
+    assert.ok(pos('t.service.api') < pos('t.gc.scheduler'));
+  });
+
+  test('with no requirements, the listing order is kept', () => {
+    const regs = [reg('t.b', '1'), reg('t.a', '2'), reg('t.c', '3')];
+    assert.deepEqual(keys(initOrder(regs)), ['t.b.1', 't.a.2', 't.c.3']);
+  });
+
+  test('`*` means after every other plugin, including those listed later', () => {
+    const regs = [reg('t.last', 'all', ['*']), reg('t.a', '1'), reg('t.b', '2', ['t.a']), reg('t.c', '3')];
+    const order = initOrder(regs);
+    assert.equal(keys(order).at(-1), 't.last.all');
+    assertDependencyOrder(order);
+  });
+
+  test('two `*` plugins both come after all others and do not wait for each other', () => {
+    const regs = [reg('t.x', 'star1', ['*']), reg('t.a', '1'), reg('t.y', 'star2', ['*']), reg('t.b', '2')];
+    const order = keys(initOrder(regs));
+    assert.deepEqual(order.slice(-2).sort(), ['t.x.star1', 't.y.star2']);
+  });
+
+  test('a cycle is an error naming every plugin in it', () => {
+    const regs = [
+      reg('t.free', 'ok'),
+      reg('t.a', 'one', ['t.c']),
+      reg('t.b', 'two', ['t.a']),
+      reg('t.c', 'three', ['t.b']),
+    ];
+    assert.throws(
+      () => initOrder(regs),
+      (err: Error) => {
+        assert.ok(err instanceof PluginSetupError, `a PluginSetupError, got ${err}`);
+        assert.match(err.message, /cycle/);
+        for (const k of ['t.a.one', 't.b.two', 't.c.three']) assert.ok(err.message.includes(k), `names ${k}: ${err.message}`);
+        assert.ok(!err.message.includes('t.free.ok'), `names only the cycle: ${err.message}`);
+        return true;
+      },
+    );
+  });
+
+  test('a plugin requiring its own type comes after the other plugins of that type', () => {
+    assert.deepEqual(keys(initOrder([reg('t.a', 'wrapper', ['t.a']), reg('t.a', 'inner')])), ['t.a.inner', 't.a.wrapper']);
+    // Two of a type that both require the type wait for each other: a cycle.
+    assert.throws(() => initOrder([reg('t.a', 'one', ['t.a']), reg('t.a', 'two', ['t.a'])]), /cycle.*t\.a\.one.*t\.a\.two|cycle.*t\.a\.two.*t\.a\.one/);
+  });
+
+  test('a required type no plugin provides is an error naming the plugin and the type', () => {
+    assert.throws(
+      () => initOrder([reg('t.a', 'one'), reg('t.b', 'two', ['t.a', 't.missing'])]),
+      (err: Error) => {
+        assert.ok(err instanceof PluginSetupError);
+        assert.ok(err.message.includes('t.missing'), err.message);
+        assert.ok(err.message.includes('t.b.two'), err.message);
+        return true;
+      },
+    );
+  });
+
+  test('the same type and id registered twice is an error', () => {
+    assert.throws(() => initOrder([reg('t.a', 'one'), reg('t.a', 'one')]), /t\.a\.one.*twice/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// PluginSet.init
+// ---------------------------------------------------------------------------------------------
+
+describe('PluginSet', () => {
+  test('initialises in dependency order; statuses, requires, exports and root are recorded', async () => {
+    const log: string[] = [];
+    const roots = new Map<string, { root: string; state: string; config: Record<string, unknown> }>();
+    const record = (r: Registration): Registration => ({
+      ...r,
+      async init(ctx) {
+        roots.set(pluginKey(r.type, r.id), { root: ctx.root, state: ctx.state, config: ctx.config });
+        ctx.exports.root = ctx.root;
+        ctx.exports.kind = r.id;
+        return r.init(ctx);
+      },
+    });
+    const regs = [
+      record(reg('t.content', 'local', ['t.meta'], {}, log)),
+      record(reg('t.meta', 'level', [], {}, log)),
+    ];
+    const set = await PluginSet.init(regs, opts({
+      root: '/r',
+      state: '/s',
+      config: { 't.content.local': { answer: 42 } },
+    }));
+    try {
+      assert.deepEqual(log, ['init t.meta.level', 'init t.content.local']);
+      assert.deepEqual(set.list(), [
+        { type: 't.meta', id: 'level', requires: [], status: 'ok', exports: { root: '/r/t.meta.level', kind: 'level' } },
+        {
+          type: 't.content',
+          id: 'local',
+          requires: ['t.meta'],
+          status: 'ok',
+          exports: { root: '/r/t.content.local', kind: 'local' },
+        },
+      ]);
+      assert.deepEqual(roots.get('t.content.local'), {
+        root: '/r/t.content.local',
+        state: '/s/t.content.local',
+        config: { answer: 42 },
+      });
+      assert.deepEqual(roots.get('t.meta.level')?.config, {}, 'a plugin with no table gets {}');
+      assert.equal(set.get<string>('t.content'), 't.content.local');
+      assert.equal(set.get<string>('t.meta', 'level'), 't.meta.level');
+      assert.deepEqual([...set.getAll<string>('t.meta')], [['level', 't.meta.level']]);
+    } finally {
+      await set.close();
+    }
+  });
+
+  test('list() is a copy: changing it does not change the set', async () => {
+    const exporting = reg('t.a', 'one', [], {
+      async init(ctx) {
+        ctx.exports.k = 'v';
+        return 'one';
+      },
+    });
+    const set = await PluginSet.init([exporting], opts());
+    const first = set.list();
+    first[0].exports.k = 'changed';
+    first[0].status = 'error';
+    assert.deepEqual(set.list()[0], { type: 't.a', id: 'one', requires: [], status: 'ok', exports: { k: 'v' } });
+    await set.close();
+  });
+
+  test('a plugin can get what it requires, through its init context', async () => {
+    let seen: unknown;
+    const set = await PluginSet.init(
+      [
+        reg('t.user', 'u', ['t.dep'], {
+          async init(ctx) {
+            seen = ctx.get<string>('t.dep');
+            return 'u';
+          },
+        }),
+        reg('t.dep', 'd'),
+      ],
+      opts(),
+    );
+    assert.equal(seen, 't.dep.d');
+    await set.close();
+  });
+
+  test('SkipPlugin gives status skip with the reason; the rest still load', async () => {
+    const log = logger();
+    const set = await PluginSet.init(
+      [
+        reg('t.snapshotter', 'overlayfs', [], {
+          async init() {
+            throw new SkipPlugin('overlayfs is not supported on this kernel');
+          },
+        }),
+        reg('t.snapshotter', 'native'),
+      ],
+      opts({ logger: log }),
+    );
+    try {
+      const [overlay, native] = set.list();
+      assert.equal(overlay.status, 'skip');
+      assert.equal(overlay.message, 'overlayfs is not supported on this kernel');
+      assert.equal(native.status, 'ok');
+      assert.deepEqual([...set.getAll('t.snapshotter').keys()], ['native'], 'a skipped plugin has no instance');
+      assert.ok(log.warnings.some((w) => JSON.stringify(w.obj).includes('t.snapshotter.overlayfs')), 'logged');
+    } finally {
+      await set.close();
+    }
+  });
+
+  test('a throwing plugin is error with its message; a dependent that gets it is error naming it', async () => {
+    const set = await PluginSet.init(
+      [
+        reg('t.content', 'local', ['t.meta'], {
+          async init(ctx) {
+            ctx.get('t.meta');
+            return 'content';
+          },
+        }),
+        reg('t.meta', 'level', [], {
+          async init() {
+            throw new Error('database locked by pid 1234');
+          },
+        }),
+        reg('t.other', 'fine'),
+      ],
+      opts(),
+    );
+    try {
+      const byKey = new Map(set.list().map((i) => [pluginKey(i.type, i.id), i]));
+      assert.equal(byKey.get('t.meta.level')?.status, 'error');
+      assert.equal(byKey.get('t.meta.level')?.message, 'database locked by pid 1234');
+      const dependent = byKey.get('t.content.local');
+      assert.equal(dependent?.status, 'error');
+      assert.ok(dependent?.message?.includes('t.meta'), `names what failed: ${dependent?.message}`);
+      assert.ok(dependent?.message?.includes('database locked by pid 1234'), `carries why: ${dependent?.message}`);
+      assert.equal(byKey.get('t.other.fine')?.status, 'ok', 'unrelated plugins still load');
+      assert.throws(() => set.get('t.meta'), /t\.meta.*error.*database locked/);
+    } finally {
+      await set.close();
+    }
+  });
+
+  test('a failing plugin listed in required stops init with an error naming it; what loaded is closed', async () => {
+    const closed: string[] = [];
+    const regs = [
+      reg('t.meta', 'level', [], { close: async () => void closed.push('t.meta.level') }),
+      reg('t.content', 'local', ['t.meta'], {
+        async init() {
+          throw new Error('disk full');
+        },
+      }),
+      reg('t.after', 'never', ['t.content'], {
+        async init() {
+          throw new Error('must not be initialised');
+        },
+      }),
+    ];
+    await assert.rejects(
+      PluginSet.init(regs, opts({ required: ['t.content.local'] })),
+      (err: Error) => {
+        assert.ok(err instanceof PluginSetupError, `a PluginSetupError, got ${err}`);
+        assert.ok(err.message.includes('t.content.local'), err.message);
+        assert.ok(err.message.includes('disk full'), err.message);
+        return true;
+      },
+    );
+    assert.deepEqual(closed, ['t.meta.level']);
+  });
+
+  test('a skipped plugin listed in required stops init too, as in containerd', async () => {
+    // containerd (cmd/containerd/server/server.go): any error from a required plugin's init,
+    // ErrSkipPlugin included, fails start-up with "load required plugin <id>".
+    const closed: string[] = [];
+    await assert.rejects(
+      PluginSet.init(
+        [
+          reg('t.meta', 'level', [], { close: async () => void closed.push('t.meta.level') }),
+          reg('t.snapshotter', 'overlayfs', ['t.meta'], {
+            async init() {
+              throw new SkipPlugin('overlayfs is not supported');
+            },
+          }),
+        ],
+        opts({ required: ['t.snapshotter.overlayfs'] }),
+      ),
+      (err: Error) => {
+        assert.ok(err.message.includes('t.snapshotter.overlayfs'), err.message);
+        assert.ok(err.message.includes('overlayfs is not supported'), err.message);
+        return true;
+      },
+    );
+    assert.deepEqual(closed, ['t.meta.level']);
+  });
+
+  test('the same failure in a plugin not listed in required does not stop init', async () => {
+    const set = await PluginSet.init(
+      [
+        reg('t.content', 'local', [], {
+          async init() {
+            throw new Error('disk full');
+          },
+        }),
+      ],
+      opts({ required: [] }),
+    );
+    assert.equal(set.list()[0].status, 'error');
+    await set.close();
+  });
+
+  test('required or configured plugins that do not exist are errors naming them', async () => {
+    await assert.rejects(PluginSet.init([reg('t.a', 'one')], opts({ required: ['t.a.two'] })), /t\.a\.two/);
+    await assert.rejects(PluginSet.init([reg('t.a', 'one')], opts({ config: { 't.typo.one': {} } })), /t\.typo\.one/);
+  });
+
+  test('a cycle or missing type stops init with the registry error', async () => {
+    await assert.rejects(PluginSet.init([reg('t.a', '1', ['t.b']), reg('t.b', '2', ['t.a'])], opts()), /cycle/);
+    await assert.rejects(PluginSet.init([reg('t.a', '1', ['t.none'])], opts()), /t\.none/);
+  });
+
+  test('close runs in reverse order of initialisation, once, and survives a failing close', async () => {
+    const closed: string[] = [];
+    const closing = (key: string, fail = false) => ({
+      close: async (instance: unknown) => {
+        closed.push(`${key}=${String(instance)}`);
+        if (fail) throw new Error(`close ${key} failed`);
+      },
+    });
+    const set = await PluginSet.init(
+      [
+        reg('t.c', 'three', ['t.b'], closing('c')),
+        reg('t.a', 'one', [], closing('a')),
+        reg('t.b', 'two', ['t.a'], closing('b', true)),
+        reg('t.skip', 'x', [], {
+          async init() {
+            throw new SkipPlugin('not here');
+          },
+          ...closing('skip'),
+        }),
+      ],
+      opts(),
+    );
+    await set.close();
+    assert.deepEqual(closed, ['c=t.c.three', 'b=t.b.two', 'a=t.a.one'], 'reverse order; skipped plugins are not closed');
+    await set.close();
+    assert.equal(closed.length, 3, 'a second close does nothing');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Over HTTP
+// ---------------------------------------------------------------------------------------------
+
+describe('GET /v1/plugins', () => {
+  test('lists the built-in plugins, ok, in initialisation order, with their root exports', async () => {
+    const server = await startTestServer();
+    try {
+      const res = await fetch(`${server.url}/v1/plugins`);
+      assert.equal(res.status, 200);
+      const { items } = (await res.json()) as { items: Array<Record<string, any>> };
+      const root = server.config.root;
+
+      const meta = items.find((p) => p.type === 'io.berth.metadata.v1');
+      assert.ok(meta, 'the metadata plugin is listed');
+      assert.equal(meta.id, 'level');
+      assert.equal(meta.status, 'ok');
+      assert.equal(meta.exports.root, join(root, 'io.berth.metadata.v1.level'));
+
+      const content = items.find((p) => p.type === 'io.berth.content.v1');
+      assert.ok(content, 'the content plugin is listed');
+      assert.equal(content.id, 'content');
+      assert.equal(content.status, 'ok');
+      assert.deepEqual(content.requires, ['io.berth.metadata.v1']);
+      assert.equal(content.exports.root, join(root, 'io.berth.content.v1.content'));
+
+      assert.equal(items.length, builtinPlugins.length, 'every built-in plugin, once');
+      for (const p of items) assert.equal(p.status, 'ok', `${p.type}.${p.id}: ${p.message}`);
+      const at = (type: string) => items.findIndex((p) => p.type === type);
+      assert.ok(at('io.berth.metadata.v1') < at('io.berth.content.v1'), 'initialisation order');
+      assert.deepEqual(items, server.plugins.list(), 'the API shows the server\'s plugin set');
+    } finally {
+      await server.destroy();
+    }
+  });
+
+  test('shows a skipped and a failed plugin with their reasons', async () => {
+    const server = await startTestServer({
+      plugins: [
+        ...builtinPlugins,
+        reg('io.berth.snapshotter.v1', 'overlayfs', [], {
+          async init() {
+            throw new SkipPlugin('overlayfs: not supported');
+          },
+        }),
+        reg('io.berth.gc.v1', 'scheduler', ['io.berth.metadata.v1'], {
+          async init() {
+            throw new Error('bad schedule');
+          },
+        }),
+      ],
+    });
+    try {
+      const { items } = (await (await fetch(`${server.url}/v1/plugins`)).json()) as { items: Array<Record<string, any>> };
+      const skipped = items.find((p) => p.id === 'overlayfs');
+      assert.equal(skipped?.status, 'skip');
+      assert.equal(skipped?.message, 'overlayfs: not supported');
+      const failed = items.find((p) => p.id === 'scheduler');
+      assert.equal(failed?.status, 'error');
+      assert.equal(failed?.message, 'bad schedule');
+      const health = await fetch(`${server.url}/healthz`);
+      assert.equal(health.status, 200, 'a failed optional plugin does not stop the server');
+    } finally {
+      await server.destroy();
+    }
+  });
+
+  test('a failing required plugin stops start-up, naming it, and frees the root', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-plugins-'));
+    try {
+      const failing = reg('io.berth.gc.v1', 'scheduler', ['io.berth.metadata.v1'], {
+        async init() {
+          throw new Error('bad schedule');
+        },
+      });
+      await assert.rejects(
+        startTestServer({
+          dir,
+          plugins: [...builtinPlugins, failing],
+          config: { requiredPlugins: ['io.berth.gc.v1.scheduler'] },
+        }),
+        /io\.berth\.gc\.v1\.scheduler.*bad schedule/,
+      );
+      // The failed start released the root lock and closed the metadata database.
+      const server = await startTestServer({ dir });
+      await server.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
