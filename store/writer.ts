@@ -46,6 +46,7 @@ export class LocalWriter implements Writer {
   private readonly dir: string;
   private committed: string | undefined;
   private released = false;
+  private broken = false;
 
   constructor(
     private readonly ctx: WriterContext,
@@ -64,13 +65,18 @@ export class LocalWriter implements Writer {
 
   async write(chunk: Uint8Array): Promise<void> {
     const fh = this.open('write to');
-    let done = 0;
-    while (done < chunk.length) {
-      const { bytesWritten } = await fh.write(chunk, done, chunk.length - done, this.offset + done);
-      done += bytesWritten;
-    }
-    // Hash only after the bytes are in the file: the digest always describes the file.
+    if (this.broken) throw failedPrecondition(`ingest ${JSON.stringify(this.ref)}: a write failed; reopen to resume`);
+    // Hash while the thread pool writes: the two take about as long as each other.
+    const writing = writeFully(fh, chunk, this.offset);
     this.digester.update(chunk);
+    try {
+      await writing;
+    } catch (err) {
+      // The hash now covers bytes the file may not hold: this writer is done. Reopening the
+      // ref re-hashes what the file really has.
+      this.broken = true;
+      throw err;
+    }
     this.offset += chunk.length;
     this.updatedAt = new Date();
   }
@@ -94,6 +100,7 @@ export class LocalWriter implements Writer {
     if (size !== 0) throw invalidArgument(`truncate of ingest ${JSON.stringify(this.ref)}: unsupported size ${size}`);
     const fh = this.open('truncate');
     await fh.truncate(0);
+    this.broken = false;
     this.offset = 0;
     this.digester = createDigester(this.algorithm);
     this.updatedAt = new Date();
@@ -132,6 +139,10 @@ export class LocalWriter implements Writer {
   private async commitLocked(size: number, expected: string | undefined, opts: CommitOptions): Promise<void> {
     const fh = this.fh;
     if (!fh) throw failedPrecondition(`cannot commit on closed writer for ref ${JSON.stringify(this.ref)}`);
+    if (this.broken) {
+      await this.close();
+      throw failedPrecondition(`cannot commit ingest ${JSON.stringify(this.ref)}: a write failed; reopen to resume`);
+    }
     this.fh = undefined;
     const dataPath = join(this.dir, ingestFiles.data);
     let actual: number;
@@ -186,6 +197,13 @@ export class LocalWriter implements Writer {
     if (this.released) return;
     this.released = true;
     this.ctx.release();
+  }
+}
+
+async function writeFully(fh: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
+  for (let done = 0; done < chunk.length; ) {
+    const { bytesWritten } = await fh.write(chunk, done, chunk.length - done, position + done);
+    done += bytesWritten;
   }
 }
 

@@ -228,25 +228,38 @@ function offsetMismatch(ref: string, offset: number, requested: number): BerthEr
   );
 }
 
-/** Streams `body` into `writer` in batches of about 1 MiB; never holds more than that. */
+/**
+ * Streams `body` into `writer` in 1 MiB batches through two reused buffers: one is written
+ * while the other fills from the socket, so receiving, hashing and writing overlap and memory
+ * stays at 2 MiB per upload whatever its size.
+ */
 async function pump(body: Readable, writer: Writer): Promise<void> {
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
+  const buffers = [Buffer.allocUnsafe(writeBatch), Buffer.allocUnsafe(writeBatch)];
+  let current = 0;
+  let fill = 0;
+  let writing: Promise<void> = Promise.resolve();
   const flush = async (): Promise<void> => {
-    if (pendingBytes === 0) return;
-    const chunk = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
-    pending = [];
-    pendingBytes = 0;
-    await writer.write(chunk);
+    if (fill === 0) return;
+    const chunk = buffers[current].subarray(0, fill);
+    await writing; // the other buffer is free again once its write is done
+    writing = writer.write(chunk);
+    writing.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+    current ^= 1;
+    fill = 0;
   };
   try {
-    for await (const chunk of body) {
-      pending.push(chunk as Buffer);
-      pendingBytes += (chunk as Buffer).length;
-      if (pendingBytes >= writeBatch) await flush();
+    for await (const data of body) {
+      const bytes = data as Buffer;
+      for (let at = 0; at < bytes.length; ) {
+        const n = bytes.copy(buffers[current], fill, at);
+        fill += n;
+        at += n;
+        if (fill === writeBatch) await flush();
+      }
     }
   } finally {
     // What arrived before a disconnect is kept: the ingest stays resumable from there.
     await flush();
+    await writing;
   }
 }
