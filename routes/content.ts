@@ -2,6 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { BerthError, invalidArgument } from '../src/errors.js';
 import { routeSchema } from '../src/openapi.js';
+import { opContext } from './context.js';
 import type { ContentService } from '../src/services/content.js';
 import { bodyStream, streamBodies } from './raw-body.js';
 import { infoView } from './views.js';
@@ -14,7 +15,7 @@ export const contentRoutes: FastifyPluginAsync<{ content: ContentService }> = as
   app.get<{ Querystring: { filter?: string[] } }>(
     '/v1/content',
     { schema: routeSchema('get', '/v1/content') },
-    async (req) => ({ items: (await content.list(req.query.filter ?? [])).map(infoView) }),
+    async (req) => ({ items: (await content.list(opContext(req), req.query.filter ?? [])).map(infoView) }),
   );
 
   app.post<{ Querystring: { repair?: boolean } }>(
@@ -26,14 +27,14 @@ export const contentRoutes: FastifyPluginAsync<{ content: ContentService }> = as
   app.get<{ Params: DigestParams }>(
     '/v1/content/:digest/info',
     { schema: routeSchema('get', '/v1/content/{digest}/info') },
-    async (req) => infoView(await content.info(req.params.digest)),
+    async (req) => infoView(await content.info(opContext(req), req.params.digest)),
   );
 
   app.head<{ Params: DigestParams }>(
     '/v1/content/:digest',
     { schema: routeSchema('head', '/v1/content/{digest}') },
     async (req, reply) => {
-      const info = await content.info(req.params.digest);
+      const info = await content.info(opContext(req), req.params.digest);
       return reply
         .header('content-length', info.size)
         .header('content-type', 'application/octet-stream')
@@ -50,10 +51,10 @@ export const contentRoutes: FastifyPluginAsync<{ content: ContentService }> = as
     async (req, reply) => {
       const { digest } = req.params;
       if (matchesEtag(req.headers['if-none-match'], digest)) {
-        await content.info(digest); // a 304 only for content that exists
+        await content.info(opContext(req), digest); // a 304 only for content that exists
         return reply.code(304).header('etag', etag(digest)).send();
       }
-      const reader = await content.open(digest);
+      const reader = await content.open(opContext(req), digest);
       reply.header('etag', etag(digest)).header('docker-content-digest', digest).header('accept-ranges', 'bytes');
       const range = parseRange(req.headers.range, reader.size);
       if (range === 'unsatisfiable') {
@@ -85,7 +86,7 @@ export const contentRoutes: FastifyPluginAsync<{ content: ContentService }> = as
       async (req, reply) => {
         const labels = parseLabelsHeader(req.headers['berth-labels']);
         const length = req.headers['content-length'];
-        const info = await content.put(req.params.digest, bodyStream(req), {
+        const info = await content.put(opContext(req), req.params.digest, bodyStream(req), {
           size: length !== undefined ? Number(length) : undefined,
           labels,
         });
@@ -97,14 +98,14 @@ export const contentRoutes: FastifyPluginAsync<{ content: ContentService }> = as
   app.patch<{ Params: DigestParams; Body: { labels: Record<string, string>; fieldpaths?: string[] } }>(
     '/v1/content/:digest',
     { schema: routeSchema('patch', '/v1/content/{digest}') },
-    async (req) => infoView(await content.update(req.params.digest, req.body.labels, req.body.fieldpaths ?? [])),
+    async (req) => infoView(await content.update(opContext(req), req.params.digest, req.body.labels, req.body.fieldpaths ?? [])),
   );
 
   app.delete<{ Params: DigestParams }>(
     '/v1/content/:digest',
     { schema: routeSchema('delete', '/v1/content/{digest}') },
     async (req, reply) => {
-      await content.delete(req.params.digest);
+      await content.delete(opContext(req), req.params.digest);
       return reply.code(204).send();
     },
   );

@@ -1,6 +1,7 @@
 // Resumable uploads into ingests (tus-style PATCH), their status, commit and abort.
 import type { FastifyPluginAsync } from 'fastify';
 import { routeSchema } from '../src/openapi.js';
+import { opContext } from './context.js';
 import type { ContentService } from '../src/services/content.js';
 import { bodyStream, streamBodies } from './raw-body.js';
 import { infoView, statusView } from './views.js';
@@ -13,13 +14,13 @@ export const ingestRoutes: FastifyPluginAsync<{ content: ContentService }> = asy
   app.get<{ Querystring: { filter?: string[] } }>(
     '/v1/ingests',
     { schema: routeSchema('get', '/v1/ingests') },
-    async (req) => ({ items: (await content.listIngests(req.query.filter ?? [])).map(statusView) }),
+    async (req) => ({ items: (await content.listIngests(opContext(req), req.query.filter ?? [])).map(statusView) }),
   );
 
   app.get<{ Params: RefParams }>(
     '/v1/ingests/:ref',
     { schema: routeSchema('get', '/v1/ingests/{ref}') },
-    async (req) => statusView(await content.ingestStatus(req.params.ref)),
+    async (req) => statusView(await content.ingestStatus(opContext(req), req.params.ref)),
   );
 
   await app.register(async (uploads) => {
@@ -29,6 +30,7 @@ export const ingestRoutes: FastifyPluginAsync<{ content: ContentService }> = asy
       Headers: { 'upload-offset': number; 'upload-length'?: number; 'upload-digest'?: string };
     }>('/v1/ingests/:ref', { schema: routeSchema('patch', '/v1/ingests/{ref}') }, async (req, reply) => {
       const status = await content.append(
+        opContext(req),
         req.params.ref,
         {
           offset: req.headers['upload-offset'],
@@ -47,7 +49,7 @@ export const ingestRoutes: FastifyPluginAsync<{ content: ContentService }> = asy
     { schema: routeSchema('post', '/v1/ingests/{ref}/commit') },
     async (req, reply) => {
       const { size = 0, digest, labels } = req.body;
-      const info = await content.commit(req.params.ref, size, digest || undefined, labels);
+      const info = await content.commit(opContext(req), req.params.ref, size, digest || undefined, labels);
       return reply.code(201).send(infoView(info));
     },
   );
@@ -56,7 +58,7 @@ export const ingestRoutes: FastifyPluginAsync<{ content: ContentService }> = asy
     '/v1/ingests/:ref',
     { schema: routeSchema('delete', '/v1/ingests/{ref}') },
     async (req, reply) => {
-      await content.abort(req.params.ref);
+      await content.abort(opContext(req), req.params.ref);
       return reply.code(204).send();
     },
   );

@@ -12,7 +12,7 @@ import { parseAddress, type Config } from './config.js';
 import { BerthError, errorCode, httpStatus, type ErrorCode } from './errors.js';
 import { componentSchemas } from './openapi.js';
 import { builtinPlugins } from './plugins/index.js';
-import { serviceType } from './plugins/content.js';
+import { serviceType } from './plugins/services.js';
 import { PluginSet, type PluginLogger, type Registration } from './plugins/registry.js';
 import { lockRoot } from './rootlock.js';
 import type { ContentService } from './services/content.js';

@@ -15,7 +15,7 @@ import { labelField, parseFilters, type Adaptor } from '../src/filters/index.js'
 import { withSpan } from '../src/telemetry.js';
 import { canonicalAlgorithm, createDigester, isAvailableAlgorithm, parseDigest } from './digest.js';
 import { ingestFiles, readIngestStatus } from './ingest.js';
-import { withoutEmpty } from './labels.js';
+import { applyLabelPaths } from './labels.js';
 import { RefLocks } from './locks.js';
 import { BlobReaderAt } from './reader.js';
 import { blobPath, blobsRoot, ingestPath, ingestRoot, pathExists } from './paths.js';
@@ -207,7 +207,9 @@ export class LocalStore implements ContentStore {
       if (isMissingFile(err)) throw notFound(`content ${digest}: not found`, err);
       throw err;
     }
-    const labels = await applyLabelUpdate(this.labels, digest, info.labels ?? {}, fieldpaths);
+    const current = (await this.labels.get(digest)) ?? {};
+    const labels = applyLabelPaths(current, info.labels ?? {}, fieldpaths, `content info ${JSON.stringify(digest)}`);
+    await this.labels.set(digest, labels);
     const updatedAt = new Date();
     // UpdatedAt is the atime; CreatedAt (mtime) stays.
     await utimes(path, updatedAt, st.mtime).catch((err) => this.logger.warn({ digest, err }, 'cannot set times'));
@@ -277,29 +279,6 @@ export function validateRef(ref: string): void {
     throw invalidArgument(`ref ${JSON.stringify(ref)} must not contain control characters`);
   }
   if (Buffer.byteLength(ref) > 4096) throw invalidArgument(`ref ${JSON.stringify(ref.slice(0, 64))}... longer than 4096 bytes`);
-}
-
-/** containerd's label updates by field path: none or `labels` replaces, `labels.<k>` merges one key. */
-export async function applyLabelUpdate(
-  store: LabelStore,
-  key: string,
-  labels: Labels,
-  fieldpaths: string[],
-): Promise<Labels> {
-  if (fieldpaths.length === 0 || fieldpaths.includes('labels')) {
-    const replaced = withoutEmpty(labels);
-    await store.set(key, replaced);
-    return replaced;
-  }
-  const partial: Labels = {};
-  for (const path of fieldpaths) {
-    if (!path.startsWith('labels.') || path.length === 'labels.'.length) {
-      throw invalidArgument(`cannot update ${JSON.stringify(path)} field on content info ${JSON.stringify(key)}`);
-    }
-    const k = path.slice('labels.'.length);
-    partial[k] = labels[k] ?? '';
-  }
-  return store.update(key, partial);
 }
 
 function infoFromStat(digest: string, st: { size: number; mtime: Date; atime: Date }, labels: Labels): Info {

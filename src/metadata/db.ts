@@ -1,31 +1,157 @@
-// The metadata store: one LevelDB under the metadata plugin's folder, with a schema version
-// checked (and, when later versions add them, migrated) at open.
+// The metadata store: one LevelDB, keyed by namespace, holding what containerd's bolt tree holds
+// (namespaces, images, content records, ingest records, leases). A versioned schema is checked
+// and migrated at open. Every change is one atomic batch written through `update`, which
+// serialises writers (LevelDB has no transactions) and tells listeners (the GC scheduler).
 import { Level } from 'level';
+import type { AbstractSublevel } from 'abstract-level';
 import { failedPrecondition } from '../errors.js';
 import type { Labels } from '../../store/types.js';
+import { Mutex } from './mutex.js';
 
-export const schemaVersion = 1;
+export const schemaVersion = 2;
 
-/** What is kept about a committed blob. */
-export interface ContentRecord {
+export interface NamespaceRecord {
   labels: Labels;
+  createdAt: string;
+  /** The last sequence number handed to a backend ingest ref in this namespace. */
+  seq?: number;
 }
 
-/** What the local store cannot keep about an ingest (its layout has no room for it). */
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+}
+
+export interface ImageRecord {
+  target: Descriptor;
+  labels: Labels;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface BlobRecord {
+  size: number;
+  labels: Labels;
+  createdAt: string;
+  updatedAt: string;
+  /**
+   * Content committed outside a lease is a GC root until then (RFC 3339), as an ingest is —
+   * berth's addition: containerd collects it at the next GC.
+   */
+  expireAt?: string;
+}
+
 export interface IngestRecord {
+  /** The backend (local store) ref: `<ns>/<seq>/<ref>`, stable across resumes. */
+  bref: string;
+  /** The digest the writer expects, when one was given. */
   expected?: string;
+  /** The content exists in the backend already and was adopted: there is no backend ingest. */
+  shared?: boolean;
+  /** An ingest written outside a lease is a GC root only until then (RFC 3339). */
+  expireAt?: string;
 }
 
-export class MetadataDB {
-  readonly content;
-  readonly ingests;
+export interface LeaseResources {
+  content: string[];
+  ingests: string[];
+  images: string[];
+  /** snapshotter → keys */
+  snapshots: Record<string, string[]>;
+}
 
-  private constructor(readonly level: Level<string, unknown>) {
-    this.content = level.sublevel<string, ContentRecord>('content', { valueEncoding: 'json' });
-    this.ingests = level.sublevel<string, IngestRecord>('ingests', { valueEncoding: 'json' });
+export interface LeaseRecord {
+  createdAt: string;
+  labels: Labels;
+  resources: LeaseResources;
+}
+
+export type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
+
+/** `<ns>/<key>`: namespaces are identifiers, so `/` cannot occur in them. */
+export const nsKey = (ns: string, key: string): string => `${ns}/${key}`;
+/** The key range of one namespace in a sublevel (`0` sorts right after `/`). */
+export const nsRange = (ns: string) => ({ gt: `${ns}/`, lt: `${ns}0` });
+/** Splits `<ns>/<key>`. */
+export function splitNsKey(k: string): [string, string] {
+  const i = k.indexOf('/');
+  return [k.slice(0, i), k.slice(i + 1)];
+}
+
+type Op =
+  | { type: 'put'; sublevel: Sub<unknown>; key: string; value: unknown }
+  | { type: 'del'; sublevel: Sub<unknown>; key: string };
+
+/**
+ * One write transaction: reads see the store plus this transaction's own writes; the writes
+ * become one batch when the function returns.
+ */
+export class Tx {
+  readonly ops: Op[] = [];
+  private readonly pending = new Map<Sub<unknown>, Map<string, unknown>>();
+  /** Something was deleted: the GC scheduler counts these. */
+  dirty = false;
+  /** The earliest expiry this transaction wrote (a lease, image or ingest): when GC has work. */
+  expiresAt: Date | undefined;
+
+  /** Notes that something written here stops being a GC root at `at`. */
+  noteExpiry(at: Date | undefined): void {
+    if (at && (!this.expiresAt || at < this.expiresAt)) this.expiresAt = at;
   }
 
-  static async open(path: string): Promise<MetadataDB> {
+  async get<V>(sub: Sub<V>, key: string): Promise<V | undefined> {
+    const mine = this.pending.get(sub as Sub<unknown>);
+    if (mine?.has(key)) return mine.get(key) as V | undefined;
+    return sub.get(key);
+  }
+
+  put<V>(sub: Sub<V>, key: string, value: V): void {
+    this.ops.push({ type: 'put', sublevel: sub as Sub<unknown>, key, value });
+    this.pendingOf(sub).set(key, value);
+  }
+
+  del<V>(sub: Sub<V>, key: string): void {
+    this.ops.push({ type: 'del', sublevel: sub as Sub<unknown>, key });
+    this.pendingOf(sub).set(key, undefined);
+  }
+
+  private pendingOf<V>(sub: Sub<V>): Map<string, unknown> {
+    let m = this.pending.get(sub as Sub<unknown>);
+    if (!m) this.pending.set(sub as Sub<unknown>, (m = new Map()));
+    return m;
+  }
+}
+
+export type MutationListener = (event: { dirty: boolean; expiresAt?: Date }) => void;
+
+export class MetadataDB {
+  readonly namespaces: Sub<NamespaceRecord>;
+  readonly images: Sub<ImageRecord>;
+  readonly blobs: Sub<BlobRecord>;
+  readonly ingests: Sub<IngestRecord>;
+  readonly leases: Sub<LeaseRecord>;
+  /** Held by every write transaction; the GC holds it for its sweep. */
+  readonly writeLock = new Mutex();
+  /** Write transactions so far: the GC compares it before and after its mark. */
+  mutations = 0;
+  private readonly listeners = new Set<MutationListener>();
+
+  private constructor(readonly level: Level<string, unknown>) {
+    const sub = <V>(name: string) => level.sublevel<string, V>(name, { valueEncoding: 'json' }) as Sub<V>;
+    this.namespaces = sub('namespaces');
+    this.images = sub('images');
+    this.blobs = sub('blobs');
+    this.ingests = sub('ingests');
+    this.leases = sub('leases');
+  }
+
+  /**
+   * Opens (creating) the database and brings its schema to `schemaVersion`. `migrate` receives
+   * each older version's data to move; a newer version than this berth knows is refused.
+   */
+  static async open(path: string, migrations: Migrations = {}): Promise<MetadataDB> {
     const level = new Level<string, unknown>(path, { valueEncoding: 'json' });
     try {
       await level.open();
@@ -36,19 +162,82 @@ export class MetadataDB {
       }
       throw err;
     }
-    const version = await level.get('version');
-    if (version === undefined) {
-      await level.put('version', schemaVersion);
-    } else if (version !== schemaVersion) {
+    const db = new MetadataDB(level);
+    try {
+      await db.migrate(path, migrations);
+    } catch (err) {
       await level.close();
+      throw err;
+    }
+    return db;
+  }
+
+  private async migrate(path: string, migrations: Migrations): Promise<void> {
+    let version = (await this.level.get('version')) as number | undefined;
+    if (version === undefined) {
+      // A new database, or one from before versions were written: nothing to move.
+      const empty = (await this.level.keys({ limit: 1 }).all()).length === 0;
+      if (empty) {
+        await this.level.put('version', schemaVersion, { sync: true });
+        return;
+      }
+      version = 1;
+    }
+    if (version > schemaVersion) {
       throw failedPrecondition(
-        `metadata database ${path} has schema version ${String(version)}; this berth knows only ${schemaVersion}`,
+        `metadata database ${path} has schema version ${version}; this berth knows versions up to ${schemaVersion}`,
       );
     }
-    return new MetadataDB(level);
+    for (let v = version; v < schemaVersion; v++) {
+      const step = migrations[v];
+      if (!step) throw failedPrecondition(`metadata database ${path}: no migration from schema version ${v}`);
+      const tx = new Tx();
+      await step(this, tx);
+      tx.put(this.level as unknown as Sub<number>, 'version', v + 1);
+      await this.write(tx);
+    }
+  }
+
+  /** Runs `fn` as one transaction: serialised with other writers, written as one batch. */
+  async update<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const release = await this.writeLock.acquire();
+    let tx: Tx;
+    let result: T;
+    try {
+      tx = new Tx();
+      result = await fn(tx);
+      await this.write(tx);
+      if (tx.ops.length > 0) this.mutations++;
+    } finally {
+      release();
+    }
+    if (tx.ops.length > 0) for (const l of this.listeners) l({ dirty: tx.dirty, expiresAt: tx.expiresAt });
+    return result;
+  }
+
+  /** Writes a transaction's batch (with the write lock already held). */
+  async write(tx: Tx): Promise<void> {
+    if (tx.ops.length === 0) return;
+    // sync: an acknowledged change survives a power cut, not only a crash of this process.
+    await this.level.batch(tx.ops as never, { sync: true });
+  }
+
+  onMutation(listener: MutationListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** All `[key, value]` of a namespace in a sublevel, in key order. */
+  async list<V>(sub: Sub<V>, ns: string): Promise<Array<[string, V]>> {
+    const out: Array<[string, V]> = [];
+    for await (const [k, v] of sub.iterator(nsRange(ns))) out.push([splitNsKey(k)[1], v]);
+    return out;
   }
 
   async close(): Promise<void> {
     await this.level.close();
   }
 }
+
+/** `migrations[v]` moves data from schema version v to v + 1, writing into `tx`. */
+export type Migrations = Record<number, (db: MetadataDB, tx: Tx) => Promise<void>>;

@@ -1,10 +1,18 @@
 // The plugins a berth server is built from.
-import { contentPlugin, contentServicePlugin } from './content.js';
+import { contentPlugin } from './content.js';
+import { eventsPlugin } from './events.js';
+import { gcPlugin } from './gc.js';
 import { metadataPlugin } from './metadata.js';
 import type { Registration } from './registry.js';
+import { contentServicePlugin, imageServicePlugin, leaseServicePlugin, namespaceServicePlugin } from './services.js';
 
 export const builtinPlugins: Registration[] = [
-  metadataPlugin as Registration,
-  contentPlugin as Registration,
-  contentServicePlugin as Registration,
-];
+  contentPlugin,
+  metadataPlugin,
+  eventsPlugin,
+  gcPlugin,
+  contentServicePlugin,
+  imageServicePlugin,
+  leaseServicePlugin,
+  namespaceServicePlugin,
+] as Registration[];

@@ -1,20 +1,54 @@
-// Plugin io.berth.metadata.v1 "level": the metadata database.
+// Plugin io.berth.metadata.v1 "level": the metadata database and the namespaced stores over it
+// (content, images, leases, namespaces).
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { LocalStore } from '../../store/index.js';
+import { MetadataContentStore, type SharingPolicy } from '../metadata/content.js';
 import { MetadataDB } from '../metadata/db.js';
+import { ImageStore } from '../metadata/images.js';
+import { LeaseManager } from '../metadata/leases.js';
+import { migrations } from '../metadata/migrations.js';
+import { NamespaceStore } from '../metadata/namespaces.js';
+import { contentType } from './content.js';
+import { numberOption } from './options.js';
 import type { Registration } from './registry.js';
 
 export const metadataType = 'io.berth.metadata.v1';
 
-export const metadataPlugin: Registration<MetadataDB> = {
+export interface Metadata {
+  db: MetadataDB;
+  content: MetadataContentStore;
+  images: ImageStore;
+  leases: LeaseManager;
+  namespaces: NamespaceStore;
+}
+
+export const metadataPlugin: Registration<Metadata> = {
   type: metadataType,
   id: 'level',
+  requires: [contentType],
   async init(ctx) {
+    const backend = ctx.get<LocalStore>(contentType);
+    const policy = ctx.config.content_sharing_policy ?? 'shared';
+    if (policy !== 'shared' && policy !== 'isolated') {
+      throw new Error(`content_sharing_policy: unknown policy ${JSON.stringify(policy)} (shared or isolated)`);
+    }
     await mkdir(ctx.root, { recursive: true, mode: 0o700 });
     const path = join(ctx.root, 'db');
+    const db = await MetadataDB.open(path, migrations(backend));
     ctx.exports.root = ctx.root;
     ctx.exports.db = path;
-    return MetadataDB.open(path);
+    ctx.exports.policy = policy;
+    return {
+      db,
+      content: new MetadataContentStore(db, backend, {
+        policy: policy as SharingPolicy,
+        unleasedExpiryMs: numberOption(ctx.config, 'unleased_expiry_ms'),
+      }),
+      images: new ImageStore(db),
+      leases: new LeaseManager(db),
+      namespaces: new NamespaceStore(db),
+    };
   },
-  close: (db) => db.close(),
+  close: (m) => m.db.close(),
 };

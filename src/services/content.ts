@@ -1,18 +1,18 @@
-// The content service: what the HTTP routes and the CLI see of the content store. It adds to the
-// local store what a network API needs: uploads that arrive in pieces (tus-style) without
-// re-hashing the ingest for every piece, one-shot uploads that leave nothing behind on failure,
-// expected digests remembered per ingest, and labels that go away with their blob.
+// The content service: what the HTTP routes and the CLI see of content. Over the namespaced
+// content store it adds what a network API needs: uploads that arrive in pieces (tus-style)
+// without re-hashing the ingest for every piece, one-shot uploads that leave nothing behind on
+// failure, and events.
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { alreadyExists, BerthError, errorCode, unavailable } from '../errors.js';
+import type { EventBus } from '../events/bus.js';
+import type { MetadataContentStore } from '../metadata/content.js';
+import type { OpContext } from '../metadata/context.js';
 import { withSpan } from '../telemetry.js';
 import { parseDigest } from '../../store/digest.js';
-import { validateRef, type LocalStore } from '../../store/index.js';
-import { pathExists, blobPath } from '../../store/paths.js';
+import { validateRef } from '../../store/index.js';
 import type { Info, Labels, ReaderAt, Status, Writer } from '../../store/types.js';
 import { verifyContent, type VerifyReport } from '../../store/verify.js';
-import type { MetadataDB } from '../metadata/db.js';
-import type { LevelLabelStore } from '../metadata/labels.js';
 
 export interface IngestAppend {
   /** Where the client believes the ingest ends; must equal the ingest's offset. */
@@ -31,19 +31,24 @@ export interface ContentServiceOptions {
 /** Bytes gathered from a request before one write to the ingest file. */
 const writeBatch = 1 << 20;
 
+interface Parked {
+  writer: Writer;
+  lease: string | undefined;
+  timer: NodeJS.Timeout;
+}
+
 export class ContentService {
   /**
    * Writers kept open between appends, so the next piece continues the running hash instead of
    * re-reading the whole ingest. Their lock is held; a request takes the writer out of this map
    * while it streams, which is how a second concurrent request on the ref gets `unavailable`.
    */
-  private readonly idle = new Map<string, { writer: Writer; timer: NodeJS.Timeout }>();
+  private readonly idle = new Map<string, Parked>();
   private readonly idleWriterMs: number;
 
   constructor(
-    private readonly store: LocalStore,
-    private readonly labels: LevelLabelStore,
-    private readonly db: MetadataDB,
+    private readonly store: MetadataContentStore,
+    private readonly events: EventBus,
     opts: ContentServiceOptions = {},
   ) {
     this.idleWriterMs = opts.idleWriterMs ?? 30_000;
@@ -51,105 +56,99 @@ export class ContentService {
 
   // ---- committed content ----------------------------------------------------------------------
 
-  async list(filters: string[]): Promise<Info[]> {
-    const items: Info[] = [];
-    await this.store.walk((info) => void items.push(info), filters);
-    return items;
+  list(ctx: OpContext, filters: string[]): Promise<Info[]> {
+    return this.store.list(ctx, filters);
   }
 
-  info(digest: string): Promise<Info> {
-    return this.store.info(digest);
+  info(ctx: OpContext, digest: string): Promise<Info> {
+    parseDigest(digest);
+    return this.store.info(ctx, digest);
   }
 
-  update(digest: string, labels: Labels, fieldpaths: string[]): Promise<Info> {
-    return this.store.update({ digest, labels }, fieldpaths);
+  update(ctx: OpContext, digest: string, labels: Labels, fieldpaths: string[]): Promise<Info> {
+    parseDigest(digest);
+    return this.store.update(ctx, digest, labels, fieldpaths);
   }
 
-  async delete(digest: string): Promise<void> {
-    await this.store.info(digest); // not_found for a missing blob, as the metadata layer answers
-    await this.store.delete(digest);
-    await this.labels.remove(digest);
+  async delete(ctx: OpContext, digest: string): Promise<void> {
+    parseDigest(digest);
+    await this.store.delete(ctx, digest);
+    this.events.publish(ctx.namespace, '/content/delete', { digest });
   }
 
-  /** Re-hashes every blob; with `repair`, removes those that no longer match (and their labels). */
+  open(ctx: OpContext, digest: string): Promise<ReaderAt> {
+    parseDigest(digest);
+    return this.store.readerAt(ctx, digest);
+  }
+
+  /** Re-hashes every blob; with `repair`, removes those that no longer match, in every namespace. */
   async verify(repair: boolean): Promise<VerifyReport> {
-    const report = await verifyContent(this.store, { repair });
-    for (const digest of report.removed) await this.labels.remove(digest);
+    const report = await verifyContent(this.store.backend, { repair });
+    for (const digest of report.removed) await this.store.forget(digest);
     return report;
   }
 
-  open(digest: string): Promise<ReaderAt> {
-    return this.store.readerAt(digest);
-  }
-
   /** Writes and commits a whole blob from `body`; on any failure nothing is left behind. */
-  async put(digest: string, body: Readable, opts: { size?: number; labels?: Labels }): Promise<Info> {
+  async put(ctx: OpContext, digest: string, body: Readable, opts: { size?: number; labels?: Labels }): Promise<Info> {
     parseDigest(digest);
     return withSpan('content.put', { 'berth.digest': digest }, async () => {
       const ref = `put-${digest}-${randomUUID()}`;
-      const writer = await this.store.writer({ ref, digest, size: opts.size });
+      const writer = await this.store.writer(ctx, { ref, digest, size: opts.size });
       try {
-        await pump(body, writer);
+        // Content another namespace has (and may share) is adopted: no bytes needed.
+        const adopted = writer.status().offset > 0;
+        if (!adopted) await pump(body, writer);
         await writer.commit(opts.size ?? 0, digest, { labels: opts.labels });
       } catch (err) {
         await writer.close();
-        await this.store.abort(ref);
+        await this.store.abort(ctx, ref).catch(() => {}); // gone already when the commit got that far
         throw err;
       }
-      return this.store.info(digest);
+      const info = await this.store.info(ctx, digest);
+      this.events.publish(ctx.namespace, '/content/create', { digest, size: info.size });
+      return info;
     });
   }
 
   // ---- ingests --------------------------------------------------------------------------------
 
-  async listIngests(filters: string[]): Promise<Status[]> {
-    const statuses = await this.store.listStatuses(filters);
-    return Promise.all(statuses.map((s) => this.withExpected(s)));
+  listIngests(ctx: OpContext, filters: string[]): Promise<Status[]> {
+    return this.store.listStatuses(ctx, filters);
   }
 
-  async ingestStatus(ref: string): Promise<Status> {
-    validateRef(ref);
-    return this.withExpected(await this.store.status(ref));
+  ingestStatus(ctx: OpContext, ref: string): Promise<Status> {
+    return this.store.status(ctx, ref);
   }
 
   /** Appends `body` to the ingest `ref` at `at.offset`, creating the ingest at offset 0. */
-  async append(ref: string, at: IngestAppend, body: Readable): Promise<Status> {
+  async append(ctx: OpContext, ref: string, at: IngestAppend, body: Readable): Promise<Status> {
     validateRef(ref);
-    if (at.expected) {
-      parseDigest(at.expected);
-      if (await pathExists(blobPath(this.store.root, at.expected))) {
-        throw alreadyExists(`content ${at.expected}: already exists`);
-      }
-    }
-    const existing = await this.store.status(ref).catch((err) => {
+    if (at.expected) parseDigest(at.expected);
+    const existing = await this.store.status(ctx, ref).catch((err) => {
       if (errorCode(err) === 'not_found') return undefined;
       throw err;
     });
     if (!existing && at.offset !== 0) throw offsetMismatch(ref, 0, at.offset);
     if (existing && at.total && existing.total && existing.total !== at.total) {
-      throw new BerthError(
-        'failed_precondition',
-        `ingest ${JSON.stringify(ref)} has total ${existing.total}, request says ${at.total}`,
-      );
+      throw new BerthError('failed_precondition', `ingest ${JSON.stringify(ref)} has total ${existing.total}, request says ${at.total}`);
     }
     return withSpan('content.append', { 'berth.ref': ref }, async () => {
-      const writer = await this.takeWriter(ref, at);
+      const writer = await this.takeWriter(ctx, ref, at);
       let keep = true;
       try {
         const offset = writer.status().offset;
         if (offset !== at.offset) throw offsetMismatch(ref, offset, at.offset);
-        if (at.expected) await this.db.ingests.put(ref, { expected: at.expected });
         await pump(body, writer);
         // An acknowledged offset is on disk.
         await writer.sync();
-        return this.withExpected(writer.status());
+        return writer.status();
       } catch (err) {
         keep = false;
         throw err;
       } finally {
         // A failed request (a client gone mid-upload) still leaves a resumable ingest: closing
         // records what arrived.
-        if (keep) this.park(ref, writer);
+        if (keep) this.park(ctx, ref, writer);
         else await writer.close();
       }
     });
@@ -159,73 +158,73 @@ export class ContentService {
    * Commits the ingest `ref`, checking `digest` or else the digest the upload said to expect;
    * a size or digest mismatch keeps the ingest for another try.
    */
-  async commit(ref: string, size: number, digest: string | undefined, labels?: Labels): Promise<Info> {
+  async commit(ctx: OpContext, ref: string, size: number, digest: string | undefined, labels?: Labels): Promise<Info> {
     validateRef(ref);
     if (digest) parseDigest(digest);
-    await this.store.status(ref); // not_found rather than creating an empty ingest
-    digest ??= (await this.db.ingests.get(ref))?.expected;
-    const writer = await this.takeWriter(ref, {});
-    await writer.commit(size, digest, { labels });
-    await this.db.ingests.del(ref);
-    return this.store.info(writer.digest());
+    const status = await this.store.status(ctx, ref); // not_found rather than creating an ingest
+    const writer = await this.takeWriter(ctx, ref, {});
+    await writer.commit(size, digest ?? status.expected, { labels });
+    const info = await this.store.info(ctx, writer.digest());
+    this.events.publish(ctx.namespace, '/content/create', { digest: info.digest, size: info.size });
+    return info;
   }
 
-  async abort(ref: string): Promise<void> {
+  async abort(ctx: OpContext, ref: string): Promise<void> {
     validateRef(ref);
-    await this.closeIdle(ref);
-    await this.store.status(ref); // the API answers not_found for an unknown ref
-    await this.store.abort(ref);
-    await this.db.ingests.del(ref);
+    await this.closeIdle(ctx, ref);
+    await this.store.abort(ctx, ref);
   }
 
   /** Closes the writers kept between appends (at shutdown). */
   async close(): Promise<void> {
-    await Promise.all([...this.idle.keys()].map((ref) => this.closeIdle(ref)));
+    const parked = [...this.idle.values()];
+    this.idle.clear();
+    await Promise.all(parked.map((p) => (clearTimeout(p.timer), p.writer.close())));
   }
 
-  private async takeWriter(ref: string, at: { total?: number; expected?: string }): Promise<Writer> {
-    const parked = this.idle.get(ref);
+  private async takeWriter(ctx: OpContext, ref: string, at: { total?: number; expected?: string }): Promise<Writer> {
+    const key = parkKey(ctx, ref);
+    const parked = this.idle.get(key);
     if (parked) {
       clearTimeout(parked.timer);
-      this.idle.delete(ref);
-      return parked.writer;
+      this.idle.delete(key);
+      if (parked.lease === ctx.lease) return parked.writer;
+      await parked.writer.close(); // opened for another lease: reopen under this one
     }
     try {
-      return await this.store.writer({ ref, size: at.total, digest: at.expected });
+      return await this.store.writer(ctx, { ref, size: at.total, digest: at.expected });
     } catch (err) {
       if (errorCode(err) === 'unavailable') {
         throw unavailable(`ingest ${JSON.stringify(ref)} is being written by another request`, err);
       }
+      if (errorCode(err) === 'already_exists') throw alreadyExists((err as Error).message, err);
       throw err;
     }
   }
 
-  private park(ref: string, writer: Writer): void {
-    const timer = setTimeout(() => void this.closeIdle(ref), this.idleWriterMs);
+  private park(ctx: OpContext, ref: string, writer: Writer): void {
+    const key = parkKey(ctx, ref);
+    const timer = setTimeout(() => void this.closeIdle(ctx, ref), this.idleWriterMs);
     timer.unref();
-    this.idle.set(ref, { writer, timer });
+    this.idle.set(key, { writer, lease: ctx.lease, timer });
   }
 
-  private async closeIdle(ref: string): Promise<void> {
-    const parked = this.idle.get(ref);
+  private async closeIdle(ctx: OpContext, ref: string): Promise<void> {
+    const key = parkKey(ctx, ref);
+    const parked = this.idle.get(key);
     if (!parked) return;
     clearTimeout(parked.timer);
-    this.idle.delete(ref);
+    this.idle.delete(key);
     await parked.writer.close();
-  }
-
-  private async withExpected(status: Status): Promise<Status> {
-    const record = await this.db.ingests.get(status.ref);
-    return record?.expected ? { ...status, expected: record.expected } : status;
   }
 }
 
+const parkKey = (ctx: OpContext, ref: string): string => `${ctx.namespace}\u0000${ref}`;
+
 function offsetMismatch(ref: string, offset: number, requested: number): BerthError {
-  return new BerthError(
-    'range_not_satisfiable',
-    `ingest ${JSON.stringify(ref)} is at offset ${offset}, not ${requested}`,
-    { details: { offset } },
-  );
+  return new BerthError('range_not_satisfiable', `ingest ${JSON.stringify(ref)} is at offset ${offset}, not ${requested}`, {
+    details: { offset },
+  });
 }
 
 /**
