@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { backendRef, contentRoot, ingestDir, ingestFolderName } from './fixtures/ingest.js';
 import { startTestServer, type TestServer } from './fixtures/server.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -107,10 +108,18 @@ class Api {
     return this.server.url;
   }
   get contentRoot(): string {
-    return join(this.server.config.root, 'io.berth.content.v1.content');
+    return contentRoot(this.server);
   }
-  ingestDir(ref: string): string {
-    return join(this.contentRoot, 'ingest', sha256hex(ref));
+  /** The backend (local store) ref of an ingest of the default namespace: `default/<seq>/<ref>`. */
+  backendRef(ref: string): Promise<string> {
+    return backendRef(this.server, ref);
+  }
+  /**
+   * `ingest/<sha256(bref)>` of an ingest of the default namespace. The bref is known only while
+   * the ingest exists: take the folder before a commit or an abort that removes it.
+   */
+  ingestDir(ref: string): Promise<string> {
+    return ingestDir(this.server, ref);
   }
   blobFile(digest: string): string {
     const [alg, hex] = digest.split(':');
@@ -325,9 +334,10 @@ describe('conformance over HTTP (containerd content testsuite)', () => {
       assert.equal(st.json.startedAt, startedAt, 'startedAt does not move');
       assertWithin(st.json.updatedAt, t0, Date.now(), `GET status updatedAt after piece ending at ${offset}`);
       // The data file holds exactly the prefix written so far.
-      assert.deepEqual(await readFile(join(api.ingestDir(ref), 'data')), data.subarray(0, offset), 'ingest data on disk');
+      assert.deepEqual(await readFile(join(await api.ingestDir(ref), 'data')), data.subarray(0, offset), 'ingest data on disk');
     }
 
+    const ingest = await api.ingestDir(ref); // the bref is gone with the ingest record after commit
     const labels = { 'containerd.io/gc.root': new Date().toISOString() };
     const c0 = Date.now();
     res = await api.commit(ref, { size: 256, digest: d, labels });
@@ -339,7 +349,7 @@ describe('conformance over HTTP (containerd content testsuite)', () => {
     assertWithin(res.json.createdAt, c0, c1, 'createdAt');
     assertWithin(res.json.updatedAt, c0, c1, 'updatedAt');
     assertError(await api.status(ref), 404, 'not_found', ref, 'status after commit');
-    assert.ok(!existsSync(api.ingestDir(ref)), 'ingest folder removed by commit');
+    assert.ok(!existsSync(ingest), 'ingest folder removed by commit');
     const got = await api.get(d);
     assert.equal(got.status, 200);
     assert.deepEqual(got.body, data);
@@ -383,10 +393,12 @@ describe('conformance over HTTP (containerd content testsuite)', () => {
       const ref = `c1-commitexists-${i}`;
       const res = await api.patch(ref, 0, data);
       assert.equal(res.status, 200, describeRes(res));
+      const ingest = await api.ingestDir(ref);
+      assert.ok(existsSync(ingest), `ingest folder of ${ref} exists before the commit`);
       const c = await api.commit(ref, { size: data.length, digest });
       assertError(c, 409, 'already_exists', d, `commit ${ref} (digest ${digest ?? 'none'})`);
       assertError(await api.status(ref), 404, 'not_found', ref, `status of ${ref} after 409`);
-      assert.ok(!existsSync(api.ingestDir(ref)), `ingest folder of ${ref} removed`);
+      assert.ok(!existsSync(ingest), `ingest folder of ${ref} removed`);
       assert.ok(!(await api.ingestRefs()).includes(ref), `${ref} not listed`);
     }
     // The existing blob is untouched.
@@ -425,7 +437,7 @@ describe('conformance over HTTP (containerd content testsuite)', () => {
     st = await api.status(ref);
     assert.equal(st.status, 200, `ingest kept after a wrong size: ${describeRes(st)}`);
     assert.equal(st.json.offset, c2.length);
-    assert.deepEqual(await readFile(join(api.ingestDir(ref), 'data')), c2, 'data intact');
+    assert.deepEqual(await readFile(join(await api.ingestDir(ref), 'data')), c2, 'data intact');
     assert.equal((await api.info(d2)).status, 404, 'nothing committed yet');
 
     // e. the right commit succeeds with the resumed data.
@@ -456,7 +468,7 @@ describe('conformance over HTTP (containerd content testsuite)', () => {
       assertError(second, 423, 'unavailable', ref, 'second PATCH while streaming');
       assertError(await api.commit(ref, {}), 423, 'unavailable', ref, 'commit while streaming');
       assertError(await api.abort(ref), 423, 'unavailable', ref, 'DELETE while streaming');
-      assert.ok(existsSync(join(api.ingestDir(ref), 'data')), 'the refused DELETE removed nothing');
+      assert.ok(existsSync(join(await api.ingestDir(ref), 'data')), 'the refused DELETE removed nothing');
       slow.finish(data.subarray(first));
       const res = await slow.response;
       assert.equal(res.status, 200, `the streaming PATCH completes: ${describeRes(res)}`);
@@ -843,7 +855,7 @@ describe('bad input: a clear 4xx, never a 500, nothing lost', () => {
       assertError(await api.commit(keepRef, { digest: bad }), 400, 'invalid_argument', bad, `commit digest ${why}`);
     }
     assert.equal((await api.status('bad-digest-ref')).status, 404, 'a refused Upload-Digest creates no ingest');
-    assert.deepEqual(await api.ingestFolders(), [sha256hex(keepRef)]);
+    assert.deepEqual(await api.ingestFolders(), [ingestFolderName(await api.backendRef(keepRef))]);
   });
 
   test('odd refs (/ encoded, .., ../../etc) work and create nothing outside their ingest folder', T, async () => {
@@ -855,14 +867,17 @@ describe('bad input: a clear 4xx, never a 500, nothing lost', () => {
       let res = await api.patch(ref, 0, data);
       assert.equal(res.status, 200, `PATCH ref ${JSON.stringify(ref)}: ${describeRes(res)}`);
       assert.equal(res.json.ref, ref);
-      const ingest = api.ingestDir(ref);
+      const bref = await api.backendRef(ref);
+      assert.match(bref, /^default\/\d+\//, `backend ref ${JSON.stringify(bref)} is <namespace>/<seq>/<ref>`);
+      assert.equal(bref.replace(/^default\/\d+\//, ''), ref, `backend ref ${JSON.stringify(bref)} ends in the ref`);
+      const ingest = await api.ingestDir(ref);
       const created = (await tree(dir, skip)).filter((p) => !beforeTree.includes(p));
       const allowed = relative(dir, ingest);
       assert.ok(created.length > 0, 'something was created');
       for (const p of created) {
         assert.ok(p === allowed || p.startsWith(allowed + '/'), `ref ${JSON.stringify(ref)} created ${p} outside ${allowed}`);
       }
-      assert.equal(await readFile(join(ingest, 'ref'), 'utf8'), ref, 'ref file holds the ref');
+      assert.equal(await readFile(join(ingest, 'ref'), 'utf8'), bref, 'ref file holds the backend ref');
       const st = await api.status(ref);
       assert.equal(st.status, 200);
       assert.equal(st.json.ref, ref);
@@ -1060,9 +1075,9 @@ describe('bad input: a clear 4xx, never a 500, nothing lost', () => {
     assert.equal(st.status, 200);
     assert.equal(st.json.offset, keepPart.length);
     assert.equal(st.json.total, 5000);
-    assert.deepEqual(await readFile(join(api.ingestDir(keepRef), 'data')), keepPart);
+    assert.deepEqual(await readFile(join(await api.ingestDir(keepRef), 'data')), keepPart);
     assert.deepEqual(await api.ingestRefs(), [keepRef], 'no other ingest left by refused requests');
-    assert.deepEqual(await api.ingestFolders(), [sha256hex(keepRef)]);
+    assert.deepEqual(await api.ingestFolders(), [ingestFolderName(await api.backendRef(keepRef))]);
   });
 });
 
@@ -1110,7 +1125,7 @@ describe('streams', () => {
     const st = await api.status(ref);
     assert.equal(st.json.offset, offset, 'status offset equals the offset in the 416');
     assert.equal(st.json.total, MiB, 'total kept');
-    const onDisk = await readFile(join(api.ingestDir(ref), 'data'));
+    const onDisk = await readFile(join(await api.ingestDir(ref), 'data'));
     assert.equal(onDisk.length, offset, 'offset equals the size of data on disk');
     assert.deepEqual(onDisk, data.subarray(0, offset), 'what is on disk is what was sent');
 
@@ -1332,7 +1347,8 @@ describe('CLI (bin/berth.js) against a running server', () => {
     ok(rmRes, 'content rm');
     assert.equal(rmRes.stdout.trim(), d);
     assert.equal((await api.info(d)).status, 404, 'removed');
-    assert.ok(!existsSync(api.blobFile(d)), 'blob file removed');
+    // The record goes at once; the bytes go with the garbage collection the deletion schedules.
+    await until('the blob file to be removed by the GC', async () => (existsSync(api.blobFile(d)) ? undefined : true));
     const rmAgain = await cli('content', 'rm', d);
     assert.notEqual(rmAgain.code, 0, 'rm of a missing blob fails');
     assert.ok(rmAgain.stderr.includes(d), `stderr names the digest: ${rmAgain.stderr}`);
@@ -1341,6 +1357,8 @@ describe('CLI (bin/berth.js) against a running server', () => {
   test('content active / abort; plugins ls', T, async () => {
     const ref = 'cli/active:ref';
     assert.equal((await api.patch(ref, 0, content(3000), { 'upload-length': 9000 })).status, 200);
+    const ingest = await api.ingestDir(ref);
+    assert.ok(existsSync(ingest), 'ingest folder exists before the abort');
     const [active, activeJson, plugins] = await Promise.all([
       cli('content', 'active'),
       cli('content', 'active', '--json'),
@@ -1366,7 +1384,7 @@ describe('CLI (bin/berth.js) against a running server', () => {
     ok(abort, 'content abort');
     assert.equal(abort.stdout.trim(), ref);
     assert.equal((await api.status(ref)).status, 404, 'aborted');
-    assert.ok(!existsSync(api.ingestDir(ref)), 'ingest folder removed');
+    assert.ok(!existsSync(ingest), 'ingest folder removed');
     const abortAgain = await cli('content', 'abort', ref);
     assert.notEqual(abortAgain.code, 0);
     assert.ok(abortAgain.stderr.includes(ref), `stderr names the ref: ${abortAgain.stderr}`);

@@ -419,23 +419,47 @@ describe('GET /v1/plugins', () => {
       const { items } = (await res.json()) as { items: Array<Record<string, any>> };
       const root = server.config.root;
 
-      const meta = items.find((p) => p.type === 'io.berth.metadata.v1');
-      assert.ok(meta, 'the metadata plugin is listed');
-      assert.equal(meta.id, 'level');
-      assert.equal(meta.status, 'ok');
-      assert.equal(meta.exports.root, join(root, 'io.berth.metadata.v1.level'));
-
+      // The bare local store: it needs nothing (containerd's content plugin; labels and
+      // namespaces live in the metadata layer over it).
       const content = items.find((p) => p.type === 'io.berth.content.v1');
       assert.ok(content, 'the content plugin is listed');
       assert.equal(content.id, 'content');
       assert.equal(content.status, 'ok');
-      assert.deepEqual(content.requires, ['io.berth.metadata.v1']);
+      assert.deepEqual(content.requires, []);
       assert.equal(content.exports.root, join(root, 'io.berth.content.v1.content'));
+
+      // The namespaced metadata layer, over the local store.
+      const meta = items.find((p) => p.type === 'io.berth.metadata.v1');
+      assert.ok(meta, 'the metadata plugin is listed');
+      assert.equal(meta.id, 'level');
+      assert.equal(meta.status, 'ok');
+      assert.deepEqual(meta.requires, ['io.berth.content.v1']);
+      assert.equal(meta.exports.root, join(root, 'io.berth.metadata.v1.level'));
+
+      const events = items.find((p) => p.type === 'io.berth.events.v1');
+      assert.ok(events, 'the events plugin is listed');
+      assert.equal(events.id, 'exchange');
+
+      const gc = items.find((p) => p.type === 'io.berth.gc.v1');
+      assert.ok(gc, 'the gc plugin is listed');
+      assert.equal(gc.id, 'scheduler');
+      assert.deepEqual([...gc.requires].sort(), ['io.berth.content.v1', 'io.berth.events.v1', 'io.berth.metadata.v1']);
+
+      const services = items.filter((p) => p.type === 'io.berth.service.v1').map((p) => p.id);
+      assert.deepEqual([...services].sort(), ['content', 'images', 'leases', 'namespaces'], 'the services');
 
       assert.equal(items.length, builtinPlugins.length, 'every built-in plugin, once');
       for (const p of items) assert.equal(p.status, 'ok', `${p.type}.${p.id}: ${p.message}`);
       const at = (type: string) => items.findIndex((p) => p.type === type);
-      assert.ok(at('io.berth.metadata.v1') < at('io.berth.content.v1'), 'initialisation order');
+      assert.ok(at('io.berth.content.v1') < at('io.berth.metadata.v1'), 'initialisation order: content, then metadata');
+      // Every plugin after every plugin of each type it requires.
+      items.forEach((p, i) => {
+        for (const type of p.requires as string[]) {
+          items.forEach((o, j) => {
+            if (o.type === type && o !== p) assert.ok(j < i, `${p.type}.${p.id} listed after ${o.type}.${o.id}, which it requires`);
+          });
+        }
+      });
       assert.deepEqual(items, server.plugins.list(), 'the API shows the server\'s plugin set');
     } finally {
       await server.destroy();
@@ -451,7 +475,8 @@ describe('GET /v1/plugins', () => {
             throw new SkipPlugin('overlayfs: not supported');
           },
         }),
-        reg('io.berth.gc.v1', 'scheduler', ['io.berth.metadata.v1'], {
+        // io.berth.gc.v1.scheduler is a built-in now: the failing one is a second of its type.
+        reg('io.berth.gc.v1', 'broken', ['io.berth.metadata.v1'], {
           async init() {
             throw new Error('bad schedule');
           },
@@ -463,9 +488,12 @@ describe('GET /v1/plugins', () => {
       const skipped = items.find((p) => p.id === 'overlayfs');
       assert.equal(skipped?.status, 'skip');
       assert.equal(skipped?.message, 'overlayfs: not supported');
-      const failed = items.find((p) => p.id === 'scheduler');
+      const failed = items.find((p) => p.id === 'broken');
       assert.equal(failed?.status, 'error');
       assert.equal(failed?.message, 'bad schedule');
+      for (const p of items.filter((i) => i !== skipped && i !== failed)) {
+        assert.equal(p.status, 'ok', `${p.type}.${p.id} unaffected: ${p.message}`);
+      }
       const health = await fetch(`${server.url}/healthz`);
       assert.equal(health.status, 200, 'a failed optional plugin does not stop the server');
     } finally {
@@ -484,7 +512,8 @@ describe('GET /v1/plugins', () => {
       await assert.rejects(
         startTestServer({
           dir,
-          plugins: [...builtinPlugins, failing],
+          // The built-in scheduler, replaced by one that fails.
+          plugins: [...builtinPlugins.filter((p) => pluginKey(p.type, p.id) !== 'io.berth.gc.v1.scheduler'), failing],
           config: { requiredPlugins: ['io.berth.gc.v1.scheduler'] },
         }),
         /io\.berth\.gc\.v1\.scheduler.*bad schedule/,

@@ -11,6 +11,7 @@ import {
   SimpleSpanProcessor,
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-node';
+import { backendRef } from './fixtures/ingest.js';
 import { startTestServer, type TestServer } from './fixtures/server.js';
 
 // Registered before any server starts.
@@ -77,6 +78,11 @@ describe('telemetry', () => {
     const data = Buffer.from('bytes traced on their way into the store');
     const first = await patch(ref, 0, data.subarray(0, 10));
     assert.equal(first.status, 200, await first.text());
+    // The store (backend) spans name the ingest by its backend ref, `default/<seq>/<ref>`; the
+    // service's by the ref the client gave. The bref is known while the ingest exists.
+    const bref = await backendRef(server, ref);
+    assert.match(bref, /^default\/\d+\//);
+    assert.ok(bref.endsWith(`/${ref}`), bref);
     const second = await patch(ref, 10, data.subarray(10));
     assert.equal(second.status, 200, await second.text());
     const done = await commit(ref, { digest: digestOf(data), size: data.length });
@@ -95,12 +101,17 @@ describe('telemetry', () => {
     assert.equal(post.attributes['http.status_code'], 201);
     assert.notEqual(post.status.code, SpanStatusCode.ERROR);
 
-    // Store operations, each naming the ingest.
-    const [writer] = await spansNamed('content.writer', attr(ref));
+    // Store operations, each naming the ingest: the service's by the client's ref, the backend
+    // store's by the bref (and never by the bare ref, which the store does not know).
+    const [writer] = await spansNamed('content.writer', attr(bref));
     assert.notEqual(writer.status.code, SpanStatusCode.ERROR);
     await spansNamed('content.append', attr(ref), 2);
-    const [committed] = await spansNamed('content.commit', attr(ref));
+    const [committed] = await spansNamed('content.commit', attr(bref));
     assert.notEqual(committed.status.code, SpanStatusCode.ERROR);
+    for (const name of ['content.writer', 'content.commit']) {
+      const spans = exporter.getFinishedSpans().filter((s) => s.name === name);
+      assert.ok(spans.every((s) => s.attributes['berth.ref'] === bref), `${name} spans carry the bref ${bref}`);
+    }
 
     // Every span recorded has ended and has a duration.
     for (const s of exporter.getFinishedSpans()) {
@@ -116,10 +127,11 @@ describe('telemetry', () => {
     const data = Buffer.from('these bytes do not hash to what the client claims');
     const wrong = digestOf(Buffer.from('something else'));
     assert.equal((await patch(ref, 0, data)).status, 200);
+    const bref = await backendRef(server, ref); // the store's spans name the backend ref
     const res = await commit(ref, { digest: wrong });
     assert.equal(res.status, 412, await res.text());
 
-    const [failed] = await spansNamed('content.commit', attr(ref));
+    const [failed] = await spansNamed('content.commit', attr(bref));
     assert.equal(failed.status.code, SpanStatusCode.ERROR, 'the failed commit is an error');
     assert.match(failed.status.message ?? '', /unexpected commit digest/);
     assert.ok(failed.status.message?.includes(wrong), `the status names the expected digest: ${failed.status.message}`);
@@ -134,9 +146,10 @@ describe('telemetry', () => {
 
     // The ingest is kept; committing it with the right digest succeeds and is not an error.
     exporter.reset();
+    assert.equal(await backendRef(server, ref), bref, 'the kept ingest keeps its backend ref');
     const ok = await commit(ref, { digest: digestOf(data) });
     assert.equal(ok.status, 201, await ok.text());
-    const [retried] = await spansNamed('content.commit', attr(ref));
+    const [retried] = await spansNamed('content.commit', attr(bref));
     assert.notEqual(retried.status.code, SpanStatusCode.ERROR);
   });
 

@@ -261,8 +261,12 @@ export class GarbageCollector {
     private readonly opts: CollectorOptions = {},
   ) {}
 
-  async collect(): Promise<GcResult> {
-    return withSpan('gc.collect', {}, async (span) => {
+  /**
+   * One collection. With `dryRun` nothing is removed: the result says what would be (the mark
+   * and the decision are the same, under the same lock).
+   */
+  async collect({ dryRun = false }: { dryRun?: boolean } = {}): Promise<GcResult> {
+    return withSpan('gc.collect', { 'berth.gc.dry_run': dryRun }, async (span) => {
       const started = performance.now();
       const before = this.db.mutations;
       let snap = await loadSnapshot(this.db);
@@ -278,7 +282,7 @@ export class GarbageCollector {
           black = new GcGraph(snap).mark();
           markMs += performance.now() - sweepStarted;
         }
-        result = await this.sweep(snap, black);
+        result = await this.sweep(snap, black, dryRun);
       } finally {
         release();
       }
@@ -286,7 +290,7 @@ export class GarbageCollector {
       result.sweepMs = Math.round(performance.now() - sweepStarted);
       result.durationMs = Math.round(performance.now() - started);
       span.setAttributes({ 'berth.gc.bytes_freed': result.bytesFreed, 'berth.gc.duration_ms': result.durationMs });
-      this.opts.events?.publish('', '/gc/run', { ...result });
+      if (!dryRun) this.opts.events?.publish('', '/gc/run', { ...result });
       return result;
     });
   }
@@ -313,7 +317,7 @@ export class GarbageCollector {
     return { digest, collectable: namespaces.every((n) => !n.kept), namespaces };
   }
 
-  private async sweep(snap: MetadataSnapshot, black: Set<string>): Promise<GcResult> {
+  private async sweep(snap: MetadataSnapshot, black: Set<string>, dryRun: boolean): Promise<GcResult> {
     const tx = new Tx();
     const removed = { leases: 0, images: 0, content: 0, ingests: 0, snapshots: 0 };
     const deletedImages: Array<[string, string]> = [];
@@ -331,8 +335,10 @@ export class GarbageCollector {
     sweepKind('image', snap.images, this.db.images, 'images');
     sweepKind('ingest', snap.ingests, this.db.ingests, 'ingests');
     sweepKind('content', snap.blobs, this.db.blobs, 'content');
-    await this.db.write(tx);
-    for (const [ns, name] of deletedImages) this.opts.events?.publish(ns, '/images/delete', { name });
+    if (!dryRun) {
+      await this.db.write(tx);
+      for (const [ns, name] of deletedImages) this.opts.events?.publish(ns, '/images/delete', { name });
+    }
 
     // Backend: what no namespace references any more, decided under the write lock so that
     // no commit or new ingest can slip in between the decision and the removal.
@@ -350,14 +356,14 @@ export class GarbageCollector {
       if (!seenDigests.has(info.digest)) doomed.push({ digest: info.digest, size: info.size });
     });
     for (const { digest, size } of doomed) {
-      await this.backend.delete(digest);
+      if (!dryRun) await this.backend.delete(digest);
       backend.blobs++;
       bytesFreed += size;
     }
     for (const status of await this.backend.listStatuses()) {
       if (seenRefs.has(status.ref)) continue;
       try {
-        await this.backend.abort(status.ref);
+        if (!dryRun) await this.backend.abort(status.ref);
         backend.ingests++;
         bytesFreed += status.offset;
       } catch (err) {

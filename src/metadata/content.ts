@@ -172,9 +172,33 @@ export class MetadataContentStore {
     return record.bref;
   }
 
+  /**
+   * The status of an ingest under its user ref. An adopted ingest has no backend files: it is
+   * complete at the adopted blob's size (containerd answers not_found; berth lets the client see
+   * it and commit it).
+   */
   private async statusOf(ref: string, record: IngestRecord): Promise<Status> {
-    const status = await this.backend.status(record.bref);
-    return { ...status, ref, ...(record.expected ? { expected: record.expected } : {}) };
+    const missing = (err: unknown) => notFound(`ingest ref ${JSON.stringify(ref)}: not found`, err);
+    if (record.shared && record.expected) {
+      let size: number;
+      let at: Date;
+      try {
+        const info = await this.backend.info(record.expected);
+        size = info.size;
+        at = info.createdAt;
+      } catch (err) {
+        if (errorCode(err) === 'not_found') throw missing(err);
+        throw err;
+      }
+      return { ref, offset: size, total: size, expected: record.expected, startedAt: at, updatedAt: at };
+    }
+    try {
+      const status = await this.backend.status(record.bref);
+      return { ...status, ref, ...(record.expected ? { expected: record.expected } : {}) };
+    } catch (err) {
+      if (errorCode(err) === 'not_found') throw missing(err);
+      throw err;
+    }
   }
 
   // ---- writers --------------------------------------------------------------------------------

@@ -162,7 +162,8 @@ export class ContentService {
     validateRef(ref);
     if (digest) parseDigest(digest);
     const status = await this.store.status(ctx, ref); // not_found rather than creating an ingest
-    const writer = await this.takeWriter(ctx, ref, {});
+    // Reopened with its expected digest, an ingest of content the store has is adopted.
+    const writer = await this.takeWriter(ctx, ref, { expected: status.expected });
     await writer.commit(size, digest ?? status.expected, { labels });
     const info = await this.store.info(ctx, writer.digest());
     this.events.publish(ctx.namespace, '/content/create', { digest: info.digest, size: info.size });
@@ -172,7 +173,12 @@ export class ContentService {
   async abort(ctx: OpContext, ref: string): Promise<void> {
     validateRef(ref);
     await this.closeIdle(ctx, ref);
-    await this.store.abort(ctx, ref);
+    try {
+      await this.store.abort(ctx, ref);
+    } catch (err) {
+      if (errorCode(err) === 'unavailable') throw beingWritten(ref, err);
+      throw err;
+    }
   }
 
   /** Closes the writers kept between appends (at shutdown). */
@@ -194,9 +200,7 @@ export class ContentService {
     try {
       return await this.store.writer(ctx, { ref, size: at.total, digest: at.expected });
     } catch (err) {
-      if (errorCode(err) === 'unavailable') {
-        throw unavailable(`ingest ${JSON.stringify(ref)} is being written by another request`, err);
-      }
+      if (errorCode(err) === 'unavailable') throw beingWritten(ref, err);
       if (errorCode(err) === 'already_exists') throw alreadyExists((err as Error).message, err);
       throw err;
     }
@@ -218,6 +222,9 @@ export class ContentService {
     await parked.writer.close();
   }
 }
+
+const beingWritten = (ref: string, cause: unknown): BerthError =>
+  unavailable(`ingest ${JSON.stringify(ref)} is being written by another request`, cause);
 
 const parkKey = (ctx: OpContext, ref: string): string => `${ctx.namespace}\u0000${ref}`;
 
