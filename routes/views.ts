@@ -1,6 +1,11 @@
 // What the API shows of each object: camelCase JSON with RFC 3339 nanosecond times.
 import { formatTimestamp } from '../store/timestamp.js';
 import type { Info, Status } from '../store/types.js';
+import type { GarbageCollector, GcResult } from '../src/gc/collector.js';
+import type { Descriptor } from '../src/metadata/db.js';
+import type { Image } from '../src/metadata/images.js';
+import type { Lease, Resource } from '../src/metadata/leases.js';
+import type { Namespace } from '../src/metadata/namespaces.js';
 
 export function infoView(info: Info) {
   return {
@@ -20,5 +25,62 @@ export function statusView(status: Status) {
     ...(status.expected ? { expected: status.expected } : {}),
     startedAt: formatTimestamp(status.startedAt),
     updatedAt: formatTimestamp(status.updatedAt),
+  };
+}
+
+export function namespaceView(ns: Namespace) {
+  return { name: ns.name, labels: ns.labels, createdAt: formatTimestamp(ns.createdAt) };
+}
+
+export function descriptorView(d: Descriptor) {
+  return {
+    mediaType: d.mediaType,
+    digest: d.digest,
+    size: d.size,
+    ...(d.annotations && Object.keys(d.annotations).length > 0 ? { annotations: d.annotations } : {}),
+  };
+}
+
+export function imageView(image: Image) {
+  return {
+    name: image.name,
+    target: descriptorView(image.target),
+    labels: image.labels,
+    createdAt: formatTimestamp(image.createdAt),
+    updatedAt: formatTimestamp(image.updatedAt),
+  };
+}
+
+export function leaseView(lease: Lease) {
+  return { id: lease.id, createdAt: formatTimestamp(lease.createdAt), labels: lease.labels };
+}
+
+export function resourceView(r: Resource) {
+  return { id: r.id, type: r.type };
+}
+
+export function gcResultView(r: GcResult) {
+  return {
+    removed: { ...r.removed },
+    backend: { ...r.backend },
+    bytesFreed: r.bytesFreed,
+    ...(r.nextExpiry ? { nextExpiry: formatTimestamp(r.nextExpiry) } : {}),
+    markMs: r.markMs,
+    sweepMs: r.sweepMs,
+    durationMs: r.durationMs,
+  };
+}
+
+type Explanation = Awaited<ReturnType<GarbageCollector['explain']>>;
+
+export function gcExplanationView(e: Explanation) {
+  return {
+    digest: e.digest,
+    collectable: e.collectable,
+    namespaces: e.namespaces.map((n) => ({
+      namespace: n.namespace,
+      kept: n.kept,
+      ...(n.path ? { path: n.path.map((p) => ({ type: p.type, flat: p.flat, key: p.key, via: p.via })) } : {}),
+    })),
   };
 }

@@ -1,21 +1,32 @@
 // The berth server: takes the root, initialises the plugins, serves the HTTP API.
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify';
 import { lstat, mkdir, rm } from 'node:fs/promises';
 import { context, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { contentRoutes } from '../routes/content.js';
+import { eventRoutes } from '../routes/events.js';
+import { gcRoutes } from '../routes/gc.js';
 import { healthRoutes } from '../routes/health.js';
+import { imageRoutes } from '../routes/images.js';
 import { ingestRoutes } from '../routes/ingests.js';
+import { leaseRoutes } from '../routes/leases.js';
+import { namespaceRoutes } from '../routes/namespaces.js';
 import { pluginRoutes } from '../routes/plugins.js';
 import { parseAddress, type Config } from './config.js';
 import { BerthError, errorCode, httpStatus, type ErrorCode } from './errors.js';
 import { componentSchemas } from './openapi.js';
+import type { EventBus } from './events/bus.js';
+import { eventsType } from './plugins/events.js';
+import { gcType, type Gc } from './plugins/gc.js';
 import { builtinPlugins } from './plugins/index.js';
 import { serviceType } from './plugins/services.js';
 import { PluginSet, type PluginLogger, type Registration } from './plugins/registry.js';
 import { lockRoot } from './rootlock.js';
 import type { ContentService } from './services/content.js';
+import type { ImageService } from './services/images.js';
+import type { LeaseService } from './services/leases.js';
+import type { NamespaceService } from './services/namespaces.js';
 import { tracer } from './telemetry.js';
 
 export interface ServerOptions {
@@ -153,6 +164,44 @@ export async function registerApi(app: FastifyInstance, plugins: PluginSet): Pro
   await app.register(pluginRoutes, { plugins });
   await app.register(contentRoutes, { content });
   await app.register(ingestRoutes, { content });
+  await registerResource(app, 'namespaces', namespaceRoutes, () => ({
+    namespaces: plugins.get<NamespaceService>(serviceType, 'namespaces'),
+  }));
+  await registerResource(app, 'images', imageRoutes, () => ({ images: plugins.get<ImageService>(serviceType, 'images') }));
+  await registerResource(app, 'leases', leaseRoutes, () => ({ leases: plugins.get<LeaseService>(serviceType, 'leases') }));
+  await registerResource(app, 'garbage collection', gcRoutes, () => ({ gc: plugins.get<Gc>(gcType) }));
+  await registerResource(app, 'events', eventRoutes, () => ({ events: plugins.get<EventBus>(eventsType) }));
+}
+
+/**
+ * Registers a resource's routes with the plugins they need. When one of those did not load
+ * (skipped, failed, absent), the routes are still served — the API is the same on every server
+ * — and answer 501 naming the plugin and why, as containerd answers Unimplemented for a
+ * service whose plugin failed.
+ */
+async function registerResource<O extends Record<string, unknown>>(
+  app: FastifyInstance,
+  what: string,
+  routes: FastifyPluginAsync<O>,
+  deps: () => O,
+): Promise<void> {
+  let opts: O | undefined;
+  let missing: string | undefined;
+  try {
+    opts = deps();
+  } catch (err) {
+    missing = (err as Error).message;
+  }
+  await app.register(async (scope) => {
+    if (missing !== undefined) {
+      const message = `${what} unavailable: ${missing}`;
+      scope.addHook('onRequest', async () => {
+        throw new BerthError('not_implemented', message);
+      });
+    }
+    // Without its plugins no handler runs (the hook above answers first).
+    await scope.register(routes, opts ?? ({} as O));
+  });
 }
 
 /**

@@ -16,6 +16,11 @@ export function blobPath(root: string, digest: string): string {
   return join(root, 'blobs', algorithm, encoded);
 }
 
+/** Blobs the GC removed, waiting to be unlinked (not part of containerd's layout; it ignores it). */
+export function trashRoot(root: string): string {
+  return join(root, '.trash');
+}
+
 export function ingestRoot(root: string): string {
   return join(root, 'ingest');
 }

@@ -19,13 +19,27 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   json?: unknown;
   body?: Readable | Buffer;
+  /** Most time allowed between two pieces of the response body (ms; undici's default 300 s). */
+  bodyTimeout?: number;
+  signal?: AbortSignal;
+}
+
+export interface ClientOptions {
+  /** Sent as `Berth-Namespace` on every request; the server's default (`default`) when unset. */
+  namespace?: string;
+  /** Sent as `Berth-Lease` on every request: what the requests write belongs to that lease. */
+  lease?: string;
 }
 
 export class BerthClient {
   private readonly origin: string;
   private readonly dispatcher: Dispatcher;
+  readonly namespace: string | undefined;
+  readonly lease: string | undefined;
 
-  constructor(readonly address: string = process.env.BERTH_ADDRESS || defaultAddress) {
+  constructor(readonly address: string = process.env.BERTH_ADDRESS || defaultAddress, opts: ClientOptions = {}) {
+    this.namespace = opts.namespace || undefined;
+    this.lease = opts.lease || undefined;
     const parsed = parseAddress(address);
     if (parsed.kind === 'unix') {
       this.origin = 'http://localhost';
@@ -42,7 +56,11 @@ export class BerthClient {
     for (const [k, v] of Object.entries(opts.query ?? {})) {
       for (const item of Array.isArray(v) ? v : v === undefined ? [] : [v]) url.searchParams.append(k, item);
     }
-    const headers: Record<string, string> = { ...opts.headers };
+    const headers: Record<string, string> = {
+      ...(this.namespace ? { 'berth-namespace': this.namespace } : {}),
+      ...(this.lease ? { 'berth-lease': this.lease } : {}),
+      ...opts.headers,
+    };
     let body: Readable | Buffer | string | undefined = opts.body;
     if (opts.json !== undefined) {
       headers['content-type'] = 'application/json';
@@ -50,7 +68,14 @@ export class BerthClient {
     }
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(url, { method, headers, body, dispatcher: this.dispatcher });
+      res = await request(url, {
+        method,
+        headers,
+        body,
+        dispatcher: this.dispatcher,
+        ...(opts.bodyTimeout !== undefined ? { bodyTimeout: opts.bodyTimeout } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
     } catch (err) {
       throw new ApiError(0, 'unavailable', `cannot reach berth at ${this.address}: ${(err as Error).message}`);
     }

@@ -4,6 +4,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
+import { collect, labelPatch, parseLabelArgs } from './args.js';
 import { BerthClient, seg } from './client.js';
 import { age, formatLabels, humanSize, printJson, printTable } from './table.js';
 
@@ -21,18 +22,6 @@ interface StatusJson {
   expected?: string;
   startedAt: string;
   updatedAt: string;
-}
-
-const collect = (value: string, previous: string[] = []) => [...previous, value];
-
-/** `k=v` pairs; `k=` (or `k`) means remove k. */
-function parseLabelArgs(args: string[]): Record<string, string> {
-  return Object.fromEntries(
-    args.map((a) => {
-      const i = a.indexOf('=');
-      return i < 0 ? [a, ''] : [a.slice(0, i), a.slice(i + 1)];
-    }),
-  );
 }
 
 export function registerContent(program: Command, client: () => BerthClient): void {
@@ -128,11 +117,8 @@ export function registerContent(program: Command, client: () => BerthClient): vo
     .description('set labels (k=v) or remove them (k=) on a blob; others stay')
     .option('--replace', 'replace all labels with the given ones')
     .action(async (digest: string, args: string[], opts: { replace?: boolean }) => {
-      const labels = parseLabelArgs(args);
-      const fieldpaths = opts.replace ? [] : Object.keys(labels).map((k) => `labels.${k}`);
-      if (!opts.replace && fieldpaths.length === 0) throw new Error('give at least one label k=v (or k= to remove)');
       const info = await client().json<InfoJson>('PATCH', `/v1/content/${seg(digest)}`, {
-        json: { labels, fieldpaths },
+        json: labelPatch(args, opts.replace),
       });
       process.stdout.write(`${info.digest} ${formatLabels(info.labels)}\n`);
     });

@@ -1,8 +1,13 @@
 // The `berth` command line, in the spirit of containerd's `ctr`.
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { defaultAddress } from '../config.js';
 import { ApiError, BerthClient } from './client.js';
 import { registerContent } from './content.js';
+import { registerEvents } from './events.js';
+import { registerGc } from './gc.js';
+import { registerImages } from './images.js';
+import { registerLeases } from './leases.js';
+import { registerNamespaces } from './namespaces.js';
 import { registerPlugins } from './plugins.js';
 import { registerServe } from './serve.js';
 
@@ -10,15 +15,29 @@ export async function main(argv: string[]): Promise<void> {
   const program = new Command('berth')
     .description('a content store and registry puller modelled on containerd')
     .option('-a, --address <addr>', `server address: HOST:PORT or unix:///path (env BERTH_ADDRESS, default ${defaultAddress})`)
+    .addOption(
+      new Option('-n, --namespace <ns>', 'namespace to work in (sent as the Berth-Namespace header)')
+        .env('BERTH_NAMESPACE')
+        .default('default'),
+    )
+    .option('--lease <id>', 'make what the command writes (content, images with gc.expire) a resource of this lease')
     .showHelpAfterError()
     .configureOutput({ outputError: (str, write) => write(str) });
 
   let client: BerthClient | undefined;
-  const getClient = () => (client ??= new BerthClient(program.opts<{ address?: string }>().address || undefined));
+  const getClient = () => {
+    const opts = program.opts<{ address?: string; namespace?: string; lease?: string }>();
+    return (client ??= new BerthClient(opts.address || undefined, { namespace: opts.namespace, lease: opts.lease }));
+  };
 
   registerServe(program);
   registerPlugins(program, getClient);
   registerContent(program, getClient);
+  registerNamespaces(program, getClient);
+  registerImages(program, getClient);
+  registerLeases(program, getClient);
+  registerGc(program, getClient);
+  registerEvents(program, getClient);
 
   try {
     await program.parseAsync(argv);

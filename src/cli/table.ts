@@ -24,15 +24,27 @@ export function humanSize(bytes: number): string {
   return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`;
 }
 
-/** How long ago a time was: 3 seconds ago, 2 hours ago. */
-export function age(iso: string, now = Date.now()): string {
-  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+/** A span of time in its largest whole unit: 3 seconds, 2 hours. */
+function duration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
   const [n, unit] =
     s < 60 ? [s, 'second'] : s < 3600 ? [Math.round(s / 60), 'minute'] : s < 86400 ? [Math.round(s / 3600), 'hour'] : [Math.round(s / 86400), 'day'];
-  return `${n} ${unit}${n === 1 ? '' : 's'} ago`;
+  return `${n} ${unit}${n === 1 ? '' : 's'}`;
+}
+
+/** How long ago a time was: 3 seconds ago, 2 hours ago. */
+export function age(iso: string, now = Date.now()): string {
+  return `${duration(now - Date.parse(iso))} ago`;
 }
 
 export function formatLabels(labels: Record<string, string>): string {
   const entries = Object.entries(labels);
   return entries.length === 0 ? '-' : entries.map(([k, v]) => `${k}=${v}`).join(',');
+}
+
+/** How far ahead a time is: in 3 hours; `expired 2 minutes ago` once past. */
+export function until(iso: string, now = Date.now()): string {
+  const at = Date.parse(iso);
+  if (Number.isNaN(at)) return iso;
+  return at <= now ? `expired ${duration(now - at)} ago` : `in ${duration(at - now)}`;
 }

@@ -62,136 +62,225 @@ export interface MetadataSnapshot {
   ingests: Map<string, IngestRecord>;
 }
 
+/** The records as they are now (copies of the maps; the records themselves are not to be changed). */
 export async function loadSnapshot(db: MetadataDB): Promise<MetadataSnapshot> {
-  const load = async <V>(sub: Sub<V>) => {
-    const m = new Map<string, V>();
-    for await (const [k, v] of sub.iterator()) m.set(k, v);
-    return m;
+  return {
+    leases: new Map(db.cached(db.leases)),
+    images: new Map(db.cached(db.images)),
+    blobs: new Map(db.cached(db.blobs)),
+    ingests: new Map(db.cached(db.ingests)),
   };
-  const [leases, images, blobs, ingests] = await Promise.all([
-    load<LeaseRecord>(db.leases),
-    load<ImageRecord>(db.images),
-    load<BlobRecord>(db.blobs),
-    load<IngestRecord>(db.ingests),
-  ]);
-  return { leases, images, blobs, ingests };
 }
 
-/** The reference graph of one snapshot at one instant. */
-export class GcGraph {
-  private readonly backRefs = new Map<string, GcEdge[]>();
+/** Which sublevel a node's record lives in, for the sweep. */
+type RecordKind = 'leases' | 'images' | 'blobs' | 'ingests';
 
-  constructor(
-    private readonly snap: MetadataSnapshot,
-    private readonly now = new Date(),
-  ) {
-    const back = (type: NodeType, k: string, labels: Record<string, string>) => {
-      const [ns, key] = splitNsKey(k);
-      for (const ref of labelBackRefs(labels)) {
-        const parent = objectId(ref.type, ns, ref.key);
-        const list = this.backRefs.get(parent) ?? [];
-        list.push({ node: { type, flat: false, namespace: ns, key }, via: ref.label });
-        this.backRefs.set(parent, list);
-      }
+/**
+ * The reference graph of one snapshot at one instant, indexed: every object gets a number, its
+ * edges are lists of numbers (`id * 2 + flat`), and marking walks typed arrays. This is the one
+ * place the rules of reference §4.3–4.4 live; `roots()`, `refs()` and `pathTo()` read the same
+ * index for tests and `gc explain`.
+ */
+export class GcGraph {
+  /** Per node: its type and `<ns>/<key>` (the record's key in its sublevel). */
+  private readonly types: NodeType[] = [];
+  private readonly keys: string[] = [];
+  /** Per type: `<ns>/<key>` → node number. */
+  private readonly ids = new Map<NodeType, Map<string, number>>();
+  /** Edges of the normal variant, back-references first (containerd's order). */
+  private readonly edges: number[][] = [];
+  private readonly edgeVia: string[][] = [];
+  /** Edges of the flat variant (gc.flat leases): only what is named directly. */
+  private readonly flatEdges: number[][] = [];
+  private readonly flatVia: string[][] = [];
+  /** The sublevel of the record behind a node, if any: what the sweep deletes. */
+  private readonly records: Array<RecordKind | undefined> = [];
+  private readonly rootList: Array<{ id: number; flat: boolean; reason: string }> = [];
+
+  /** Indexes `snap` at once (tests, `gc explain`); the collector uses `build`, which yields. */
+  constructor(snap?: MetadataSnapshot, now = new Date()) {
+    if (!snap) return;
+    for (const _ of this.index(snap, now)) {
+      // all at once
+    }
+  }
+
+  /** Indexes `snap` a slice at a time, letting requests run in between. */
+  static async build(snap: MetadataSnapshot, now = new Date()): Promise<GcGraph> {
+    const graph = new GcGraph();
+    for (const _ of graph.index(snap, now)) await new Promise((resolve) => setImmediate(resolve));
+    return graph;
+  }
+
+  /** Adds every record of `snap`; yields every few thousand records. */
+  private *index(snap: MetadataSnapshot, now: Date): Generator<void> {
+    const slice = 4096;
+    let done = 0;
+    const back: Array<[number, number, string]> = [];
+    const own = (from: number, to: number, flat: boolean, via: string, variant: 'normal' | 'flat') => {
+      const list = variant === 'flat' ? this.flatEdges : this.edges;
+      const vias = variant === 'flat' ? this.flatVia : this.edgeVia;
+      (list[from] ??= []).push(to * 2 + (flat ? 1 : 0));
+      (vias[from] ??= []).push(via);
     };
-    for (const [k, r] of snap.images) back('image', k, r.labels);
-    for (const [k, r] of snap.blobs) back('content', k, r.labels);
+    const labelled = (from: number, ns: string, labels: Record<string, string>, backRefs = true) => {
+      for (const ref of labelRefs(labels)) own(from, this.intern(ref.type, `${ns}/${ref.key}`), false, ref.label, 'normal');
+      if (!backRefs) return;
+      for (const ref of labelBackRefs(labels)) back.push([this.intern(ref.type, `${ns}/${ref.key}`), from, ref.label]);
+    };
+
+    for (const [k, lease] of snap.leases) {
+      if (++done % slice === 0) yield;
+      const node = this.intern('lease', k, 'leases');
+      if (isExpired(lease.labels, now)) continue;
+      const ns = splitNsKey(k)[0];
+      const flat = lease.labels[flatLabel] !== undefined;
+      const reason = `lease ${splitNsKey(k)[1]}`;
+      this.rootList.push({ id: node, flat: false, reason: 'lease' });
+      const add = (type: NodeType, key: string, f: boolean) => this.rootList.push({ id: this.intern(type, `${ns}/${key}`), flat: f, reason });
+      for (const d of lease.resources.content) add('content', d, flat);
+      for (const r of lease.resources.ingests) add('ingest', r, false);
+      for (const n of lease.resources.images) add('image', n, flat);
+      for (const [sn, keys] of Object.entries(lease.resources.snapshots)) for (const key of keys) add('snapshot', `${sn}/${key}`, flat);
+    }
+    for (const [k, image] of snap.images) {
+      if (++done % slice === 0) yield;
+      const ns = splitNsKey(k)[0];
+      const node = this.intern('image', k, 'images');
+      const target = this.intern('content', `${ns}/${image.target.digest}`);
+      own(node, target, false, 'target', 'normal');
+      own(node, target, true, 'target', 'flat');
+      // containerd registers an image's back-references only once it has expired: until then
+      // it is a root and they change nothing.
+      const expired = isExpired(image.labels, now);
+      labelled(node, ns, image.labels, expired);
+      if (!expired) this.rootList.push({ id: node, flat: false, reason: 'image' });
+    }
+    for (const [k, ingest] of snap.ingests) {
+      if (++done % slice === 0) yield;
+      const node = this.intern('ingest', k, 'ingests');
+      if (ingest.shared && ingest.expected) {
+        own(node, this.intern('content', `${splitNsKey(k)[0]}/${ingest.expected}`), false, 'expected', 'normal');
+      }
+      if (isFuture(ingest.expireAt, now)) {
+        this.rootList.push({ id: node, flat: false, reason: `ingest written without a lease, kept until ${ingest.expireAt}` });
+      }
+    }
+    for (const [k, blob] of snap.blobs) {
+      if (++done % slice === 0) yield;
+      const node = this.intern('content', k, 'blobs');
+      const labels = blob.labels;
+      // Most blobs (layers) carry no labels: skip the parse.
+      for (const _ in labels) {
+        labelled(node, splitNsKey(k)[0], labels);
+        break;
+      }
+      if (labels[rootLabel] !== undefined) this.rootList.push({ id: node, flat: false, reason: `label ${rootLabel}` });
+      else if (blob.expireAt !== undefined && isFuture(blob.expireAt, now)) {
+        this.rootList.push({ id: node, flat: false, reason: `written without a lease, kept until ${blob.expireAt}` });
+      }
+    }
+    // Back-references come first among a parent's edges, as containerd emits them.
+    const backTo: number[][] = [];
+    const backVia: string[][] = [];
+    for (const [parent, child, via] of back) {
+      (backTo[parent] ??= []).push(child * 2);
+      (backVia[parent] ??= []).push(via);
+    }
+    for (let id = 0; id < backTo.length; id++) {
+      if (!backTo[id]) continue;
+      this.edges[id] = [...backTo[id], ...(this.edges[id] ?? [])];
+      this.edgeVia[id] = [...backVia[id], ...(this.edgeVia[id] ?? [])];
+    }
+  }
+
+  /** The number of the node `type` at `<ns>/<key>`, creating it; `kind` when it has a record. */
+  private intern(type: NodeType, nsKey: string, kind?: RecordKind): number {
+    let byKey = this.ids.get(type);
+    if (!byKey) this.ids.set(type, (byKey = new Map()));
+    let id = byKey.get(nsKey);
+    if (id === undefined) {
+      id = this.types.length;
+      byKey.set(nsKey, id);
+      this.types.push(type);
+      this.keys.push(nsKey);
+      this.records.push(kind);
+    } else if (kind) {
+      this.records[id] = kind;
+    }
+    return id;
+  }
+
+  private node(encoded: number): GcNode {
+    const id = encoded >> 1;
+    const [namespace, key] = splitNsKey(this.keys[id]);
+    return { type: this.types[id], flat: (encoded & 1) === 1, namespace, key };
+  }
+
+  private out(encoded: number): { to: number[]; via: string[] } {
+    const id = encoded >> 1;
+    return encoded & 1
+      ? { to: this.flatEdges[id] ?? [], via: this.flatVia[id] ?? [] }
+      : { to: this.edges[id] ?? [], via: this.edgeVia[id] ?? [] };
   }
 
   /** containerd's scanRoots: each root with the reason it is one. */
   roots(): Array<{ node: GcNode; reason: string }> {
-    const out: Array<{ node: GcNode; reason: string }> = [];
-    for (const [k, lease] of this.snap.leases) {
-      if (isExpired(lease.labels, this.now)) continue;
-      const [ns, id] = splitNsKey(k);
-      const flat = lease.labels[flatLabel] !== undefined;
-      const reason = `lease ${id}`;
-      out.push({ node: { type: 'lease', flat: false, namespace: ns, key: id }, reason: 'lease' });
-      for (const d of lease.resources.content) out.push({ node: { type: 'content', flat, namespace: ns, key: d }, reason });
-      for (const r of lease.resources.ingests) out.push({ node: { type: 'ingest', flat: false, namespace: ns, key: r }, reason });
-      for (const n of lease.resources.images) out.push({ node: { type: 'image', flat, namespace: ns, key: n }, reason });
-      for (const [sn, keys] of Object.entries(lease.resources.snapshots)) {
-        for (const key of keys) out.push({ node: { type: 'snapshot', flat, namespace: ns, key: `${sn}/${key}` }, reason });
-      }
-    }
-    for (const [k, image] of this.snap.images) {
-      if (isExpired(image.labels, this.now)) continue;
-      const [ns, name] = splitNsKey(k);
-      out.push({ node: { type: 'image', flat: false, namespace: ns, key: name }, reason: 'image' });
-    }
-    for (const [k, ingest] of this.snap.ingests) {
-      if (!isFuture(ingest.expireAt, this.now)) continue;
-      const [ns, ref] = splitNsKey(k);
-      out.push({ node: { type: 'ingest', flat: false, namespace: ns, key: ref }, reason: `ingest written without a lease, kept until ${ingest.expireAt}` });
-    }
-    for (const [k, blob] of this.snap.blobs) {
-      const [ns, digest] = splitNsKey(k);
-      const node: GcNode = { type: 'content', flat: false, namespace: ns, key: digest };
-      if (blob.labels[rootLabel] !== undefined) out.push({ node, reason: `label ${rootLabel}` });
-      else if (isFuture(blob.expireAt, this.now)) out.push({ node, reason: `written without a lease, kept until ${blob.expireAt}` });
-    }
-    return out;
+    return this.rootList.map((r) => ({ node: this.node(r.id * 2 + (r.flat ? 1 : 0)), reason: r.reason }));
   }
 
   /** containerd's references: back-references first, then the node's own edges. */
   refs(node: GcNode): GcEdge[] {
-    const out: GcEdge[] = [...(this.backRefs.get(objectId(node.type, node.namespace, node.key)) ?? [])];
-    const k = `${node.namespace}/${node.key}`;
-    const labelled = (labels: Record<string, string>) => {
-      for (const ref of labelRefs(labels)) {
-        out.push({ node: { type: ref.type, flat: false, namespace: node.namespace, key: ref.key }, via: ref.label });
-      }
-    };
-    switch (node.type) {
-      case 'content': {
-        const blob = this.snap.blobs.get(k);
-        if (blob && !node.flat) labelled(blob.labels);
-        break;
-      }
-      case 'image': {
-        const image = this.snap.images.get(k);
-        if (!image) break;
-        out.push({ node: { type: 'content', flat: node.flat, namespace: node.namespace, key: image.target.digest }, via: 'target' });
-        if (!node.flat) labelled(image.labels);
-        break;
-      }
-      case 'ingest': {
-        const ingest = this.snap.ingests.get(k);
-        if (ingest?.shared && ingest.expected) {
-          out.push({ node: { type: 'content', flat: false, namespace: node.namespace, key: ingest.expected }, via: 'expected' });
-        }
-        break;
-      }
-      default:
-        break;
-    }
-    return out;
+    const id = this.ids.get(node.type)?.get(`${node.namespace}/${node.key}`);
+    if (id === undefined) return [];
+    const { to, via } = this.out(id * 2 + (node.flat ? 1 : 0));
+    return to.map((t, i) => ({ node: this.node(t), via: via[i] }));
   }
 
-  /** Tri-colour mark (depth first); returns the reached objects (flatness stripped). */
-  mark(): Set<string> {
-    const seen = new Set<string>();
-    const black = new Set<string>();
-    const gray: GcNode[] = [];
-    for (const { node } of this.roots()) {
-      const id = nodeId(node);
-      if (!seen.has(id)) {
-        seen.add(id);
-        gray.push(node);
+  /** Tri-colour mark (depth first) over the index; `black[id]` is 1 for every reached object. */
+  markIds(): Uint8Array {
+    const seen = new Uint8Array(this.types.length * 2);
+    const black = new Uint8Array(this.types.length);
+    const gray: number[] = [];
+    for (const r of this.rootList) {
+      const e = r.id * 2 + (r.flat ? 1 : 0);
+      if (!seen[e]) {
+        seen[e] = 1;
+        gray.push(e);
       }
     }
     while (gray.length > 0) {
-      const node = gray.pop()!;
-      for (const { node: next } of this.refs(node)) {
-        const id = nodeId(next);
-        if (!seen.has(id)) {
-          seen.add(id);
+      const e = gray.pop()!;
+      for (const next of this.out(e).to) {
+        if (!seen[next]) {
+          seen[next] = 1;
           gray.push(next);
         }
       }
-      black.add(objectId(node.type, node.namespace, node.key));
+      black[e >> 1] = 1;
     }
     return black;
+  }
+
+  /** The reached objects as `type\0namespace\0key` (flatness stripped). */
+  mark(): Set<string> {
+    const black = this.markIds();
+    const out = new Set<string>();
+    black.forEach((b, id) => {
+      if (!b) return;
+      const [ns, key] = splitNsKey(this.keys[id]);
+      out.add(objectId(this.types[id], ns, key));
+    });
+    return out;
+  }
+
+  /** Records nothing reached, by sublevel: what the sweep deletes. */
+  unreached(black: Uint8Array): Array<{ kind: RecordKind; key: string; node: GcNode }> {
+    const out: Array<{ kind: RecordKind; key: string; node: GcNode }> = [];
+    this.records.forEach((kind, id) => {
+      if (kind && !black[id]) out.push({ kind, key: this.keys[id], node: this.node(id * 2) });
+    });
+    return out;
   }
 
   /**
@@ -199,31 +288,31 @@ export class GcGraph {
    * nothing reaches it: what `gc explain` shows.
    */
   pathTo(target: (n: GcNode) => boolean): Array<{ node: GcNode; via: string }> | undefined {
-    const parent = new Map<string, { from?: GcNode; via: string; node: GcNode }>();
-    const queue: GcNode[] = [];
-    for (const { node, reason } of this.roots()) {
-      const id = nodeId(node);
-      if (!parent.has(id)) {
-        parent.set(id, { via: `root: ${reason}`, node });
-        queue.push(node);
+    const parent = new Map<number, { from?: number; via: string }>();
+    const queue: number[] = [];
+    for (const r of this.rootList) {
+      const e = r.id * 2 + (r.flat ? 1 : 0);
+      if (!parent.has(e)) {
+        parent.set(e, { via: `root: ${r.reason}` });
+        queue.push(e);
       }
     }
     for (let i = 0; i < queue.length; i++) {
-      const node = queue[i];
-      if (target(node)) {
+      const e = queue[i];
+      if (target(this.node(e))) {
         const path: Array<{ node: GcNode; via: string }> = [];
-        for (let step = parent.get(nodeId(node)); step; step = step.from ? parent.get(nodeId(step.from)) : undefined) {
-          path.unshift({ node: step.node, via: step.via });
+        for (let at: number | undefined = e; at !== undefined; at = parent.get(at)!.from) {
+          path.unshift({ node: this.node(at), via: parent.get(at)!.via });
         }
         return path;
       }
-      for (const { node: next, via } of this.refs(node)) {
-        const id = nodeId(next);
-        if (!parent.has(id)) {
-          parent.set(id, { from: node, via, node: next });
+      const { to, via } = this.out(e);
+      to.forEach((next, j) => {
+        if (!parent.has(next)) {
+          parent.set(next, { from: e, via: via[j] });
           queue.push(next);
         }
-      }
+      });
     }
     return undefined;
   }
@@ -270,7 +359,8 @@ export class GarbageCollector {
       const started = performance.now();
       const before = this.db.mutations;
       let snap = await loadSnapshot(this.db);
-      let black = new GcGraph(snap).mark();
+      let graph = await GcGraph.build(snap);
+      let black = graph.markIds();
       let markMs = performance.now() - started;
       const release = await this.db.writeLock.acquire();
       const sweepStarted = performance.now();
@@ -279,10 +369,11 @@ export class GarbageCollector {
         if (this.db.mutations !== before) {
           // Written to while we marked: mark again, now that no one can write.
           snap = await loadSnapshot(this.db);
-          black = new GcGraph(snap).mark();
+          graph = new GcGraph(snap); // under the lock: at once
+          black = graph.markIds();
           markMs += performance.now() - sweepStarted;
         }
-        result = await this.sweep(snap, black, dryRun);
+        result = await this.sweep(snap, graph.unreached(black), dryRun);
       } finally {
         release();
       }
@@ -317,27 +408,27 @@ export class GarbageCollector {
     return { digest, collectable: namespaces.every((n) => !n.kept), namespaces };
   }
 
-  private async sweep(snap: MetadataSnapshot, black: Set<string>, dryRun: boolean): Promise<GcResult> {
+  private async sweep(
+    snap: MetadataSnapshot,
+    doomed: Array<{ kind: RecordKind; key: string; node: GcNode }>,
+    dryRun: boolean,
+  ): Promise<GcResult> {
     const tx = new Tx();
     const removed = { leases: 0, images: 0, content: 0, ingests: 0, snapshots: 0 };
-    const deletedImages: Array<[string, string]> = [];
-    const sweepKind = <V>(type: NodeType, records: Map<string, V>, sub: Sub<V>, count: keyof typeof removed) => {
-      for (const k of [...records.keys()]) {
-        const [ns, key] = splitNsKey(k);
-        if (black.has(objectId(type, ns, key))) continue;
-        tx.del(sub, k);
-        records.delete(k);
-        removed[count]++;
-        if (type === 'image') deletedImages.push([ns, key]);
-      }
-    };
-    sweepKind('lease', snap.leases, this.db.leases, 'leases');
-    sweepKind('image', snap.images, this.db.images, 'images');
-    sweepKind('ingest', snap.ingests, this.db.ingests, 'ingests');
-    sweepKind('content', snap.blobs, this.db.blobs, 'content');
+    const count: Record<RecordKind, keyof typeof removed> = { leases: 'leases', images: 'images', blobs: 'content', ingests: 'ingests' };
+    // Sizes of what goes, from the records (no stat per blob): for bytesFreed.
+    const sizes = new Map<string, number>();
+    for (const { kind, key, node } of doomed) {
+      if (kind === 'blobs') sizes.set(node.key, snap.blobs.get(key)!.size);
+      tx.del(this.db[kind] as Sub<unknown>, key);
+      (snap[kind] as Map<string, unknown>).delete(key);
+      removed[count[kind]]++;
+    }
     if (!dryRun) {
       await this.db.write(tx);
-      for (const [ns, name] of deletedImages) this.opts.events?.publish(ns, '/images/delete', { name });
+      for (const { kind, node } of doomed) {
+        if (kind === 'images') this.opts.events?.publish(node.namespace, '/images/delete', { name: node.key });
+      }
     }
 
     // Backend: what no namespace references any more, decided under the write lock so that
@@ -351,15 +442,14 @@ export class GarbageCollector {
     }
     const backend = { blobs: 0, ingests: 0 };
     let bytesFreed = 0;
-    const doomed: Array<{ digest: string; size: number }> = [];
-    await this.backend.walk((info) => {
-      if (!seenDigests.has(info.digest)) doomed.push({ digest: info.digest, size: info.size });
-    });
-    for (const { digest, size } of doomed) {
-      if (!dryRun) await this.backend.delete(digest);
-      backend.blobs++;
-      bytesFreed += size;
+    const unreferenced = (await this.backend.digests()).filter((d) => !seenDigests.has(d));
+    for (const digest of unreferenced) {
+      // A blob no record described (left by a crash, or by another tool): ask the disk.
+      if (!sizes.has(digest)) sizes.set(digest, await this.backend.info(digest).then((i) => i.size, () => 0));
     }
+    const gone = dryRun ? unreferenced : await this.backend.deleteMany(unreferenced);
+    backend.blobs = gone.length;
+    for (const digest of gone) bytesFreed += sizes.get(digest) ?? 0;
     for (const status of await this.backend.listStatuses()) {
       if (seenRefs.has(status.ref)) continue;
       try {

@@ -78,6 +78,7 @@ export class GcScheduler {
   /** Collects as soon as possible and resolves with the result of a collection begun after now. */
   scheduleAndWait(): Promise<GcResult> {
     return new Promise((resolve, reject) => {
+      if (this.stopped) return reject(new Error('gc scheduler stopped'));
       this.waiting.push({ resolve, reject });
       this.triggered = true;
       this.consider();

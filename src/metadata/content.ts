@@ -211,12 +211,14 @@ export class MetadataContentStore {
   async writer(ctx: OpContext, opts: WriterOptions): Promise<Writer> {
     const ns = checkNamespace(ctx);
     validateRef(opts.ref);
-    const adopt = opts.digest ? await this.adoptable(opts.digest, opts.size ?? 0) : undefined;
-    const { record, exists } = await this.db.update(async (tx) => {
+    const { record, exists, adopt } = await this.db.update(async (tx) => {
       if (opts.digest && (await tx.get(this.db.blobs, nsKey(ns, opts.digest)))) {
         await attachToLease(this.db, tx, ctx, { type: 'content', id: opts.digest });
-        return { record: undefined, exists: true };
+        return { record: undefined, exists: true, adopt: undefined };
       }
+      // Decided under the write lock, where no GC can remove the blob between this look and
+      // the shared ingest record (which keeps it) being written.
+      const adopt = opts.digest ? await this.adoptable(opts.digest, opts.size ?? 0) : undefined;
       await ensureNamespace(this.db, tx, ns);
       const key = nsKey(ns, opts.ref);
       const stored = await tx.get(this.db.ingests, key);
@@ -230,7 +232,7 @@ export class MetadataContentStore {
       tx.put(this.db.ingests, key, record);
       tx.noteExpiry(record.expireAt ? parseTimestamp(record.expireAt) : undefined);
       await attachToLease(this.db, tx, ctx, { type: 'ingests', id: opts.ref });
-      return { record, exists: false };
+      return { record, exists: false, adopt };
     });
     if (exists) throw alreadyExists(`content ${opts.digest}: already exists`);
     if (adopt) return new NamespacedWriter(this, this.db, ctx, opts.ref, record!, undefined, adopt);

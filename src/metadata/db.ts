@@ -138,6 +138,13 @@ export class MetadataDB {
   mutations = 0;
   private readonly listeners = new Set<MutationListener>();
 
+  /**
+   * Every record, in memory, as the last committed batch left it: the GC reads its snapshot
+   * from here in milliseconds instead of iterating LevelDB (about 7 µs a record). Loaded at open,
+   * kept current by `write`; only changes written through a transaction reach it.
+   */
+  readonly cache = new Map<Sub<unknown>, Map<string, unknown>>();
+
   private constructor(readonly level: Level<string, unknown>) {
     const sub = <V>(name: string) => level.sublevel<string, V>(name, { valueEncoding: 'json' }) as Sub<V>;
     this.namespaces = sub('namespaces');
@@ -145,6 +152,19 @@ export class MetadataDB {
     this.blobs = sub('blobs');
     this.ingests = sub('ingests');
     this.leases = sub('leases');
+  }
+
+  /** The cached records of a sublevel (read only: change them through `update`). */
+  cached<V>(sub: Sub<V>): ReadonlyMap<string, V> {
+    return (this.cache.get(sub as Sub<unknown>) ?? new Map()) as ReadonlyMap<string, V>;
+  }
+
+  private async loadCache(): Promise<void> {
+    for (const sub of [this.namespaces, this.images, this.blobs, this.ingests, this.leases] as Array<Sub<unknown>>) {
+      const m = new Map<string, unknown>();
+      for (const [k, v] of await sub.iterator().all()) m.set(k, v);
+      this.cache.set(sub, m);
+    }
   }
 
   /**
@@ -165,6 +185,7 @@ export class MetadataDB {
     const db = new MetadataDB(level);
     try {
       await db.migrate(path, migrations);
+      await db.loadCache();
     } catch (err) {
       await level.close();
       throw err;
@@ -220,6 +241,12 @@ export class MetadataDB {
     if (tx.ops.length === 0) return;
     // sync: an acknowledged change survives a power cut, not only a crash of this process.
     await this.level.batch(tx.ops as never, { sync: true });
+    for (const op of tx.ops) {
+      const m = this.cache.get(op.sublevel);
+      if (!m) continue; // not a cached sublevel (the version key, migrations' old data)
+      if (op.type === 'put') m.set(op.key, structuredClone(op.value));
+      else m.delete(op.key);
+    }
   }
 
   onMutation(listener: MutationListener): () => void {

@@ -1,0 +1,68 @@
+// Images: a name pointing at a target descriptor, with labels, in the request's namespace.
+// Names contain `/` and `:` and travel URL-encoded in one path segment.
+import type { FastifyPluginAsync } from 'fastify';
+import { invalidArgument } from '../src/errors.js';
+import type { Descriptor } from '../src/metadata/db.js';
+import { routeSchema } from '../src/openapi.js';
+import type { ImageService } from '../src/services/images.js';
+import { parseDigest } from '../store/digest.js';
+import type { Labels } from '../store/types.js';
+import { opContext } from './context.js';
+import { imageView } from './views.js';
+
+interface NameParams {
+  name: string;
+}
+
+export const imageRoutes: FastifyPluginAsync<{ images: ImageService }> = async (app, { images }) => {
+  app.get<{ Querystring: { filter?: string[] } }>(
+    '/v1/images',
+    { schema: routeSchema('get', '/v1/images') },
+    async (req) => ({ items: (await images.list(opContext(req), req.query.filter ?? [])).map(imageView) }),
+  );
+
+  app.post<{ Body: { name: string; target: Descriptor; labels?: Labels } }>(
+    '/v1/images',
+    { schema: routeSchema('post', '/v1/images') },
+    async (req, reply) => reply.code(201).send(imageView(await images.create(opContext(req), req.body))),
+  );
+
+  app.get<{ Params: NameParams }>(
+    '/v1/images/:name',
+    { schema: routeSchema('get', '/v1/images/{name}') },
+    async (req) => imageView(await images.get(opContext(req), req.params.name)),
+  );
+
+  app.patch<{ Params: NameParams; Body: { target?: Descriptor; labels?: Labels; fieldpaths?: string[] } }>(
+    '/v1/images/:name',
+    { schema: routeSchema('patch', '/v1/images/{name}') },
+    async (req) => {
+      const { target, labels, fieldpaths } = req.body;
+      // Without field paths a PATCH replaces what the body has and keeps the rest (containerd's
+      // "no field paths" would replace the target and the labels both).
+      const paths = fieldpaths?.length ? fieldpaths : [...(target ? ['target'] : []), ...(labels ? ['labels'] : [])];
+      if (paths.length === 0) throw invalidArgument(`image "${req.params.name}": nothing to update: give target or labels`);
+      const updated = await images.update(opContext(req), { name: req.params.name, target, labels }, paths);
+      return imageView(updated);
+    },
+  );
+
+  app.delete<{ Params: NameParams; Querystring: { sync?: boolean; target?: string } }>(
+    '/v1/images/:name',
+    { schema: routeSchema('delete', '/v1/images/{name}') },
+    async (req, reply) => {
+      const { sync = false, target } = req.query;
+      if (target) checkDigest(target, 'target');
+      await images.delete(opContext(req), req.params.name, { sync, target: target || undefined });
+      return reply.code(204).send();
+    },
+  );
+};
+
+function checkDigest(digest: string, what: string): void {
+  try {
+    parseDigest(digest);
+  } catch (err) {
+    throw invalidArgument(`${what}: ${(err as Error).message}`, err);
+  }
+}

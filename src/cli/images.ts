@@ -1,0 +1,134 @@
+// `berth images ...`: image records (a name pointing at a target descriptor) in the namespace.
+import type { Command } from 'commander';
+import { collect, labelPatch, parseLabelArgs, positiveInt } from './args.js';
+import { BerthClient, seg } from './client.js';
+import { age, formatLabels, humanSize, printJson, printTable } from './table.js';
+
+export interface ImageJson {
+  name: string;
+  target: { mediaType: string; digest: string; size: number; annotations?: Record<string, string> };
+  labels: Record<string, string>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** `application/vnd.oci.image.index.v1+json` → `oci index`; others as they are. */
+function shortType(mediaType: string): string {
+  const oci = /^application\/vnd\.oci\.image\.(\w+)\.v1\+json$/.exec(mediaType);
+  if (oci) return `oci ${oci[1]}`;
+  const docker = /^application\/vnd\.docker\.distribution\.(manifest\.list|manifest)\.v2\+json$/.exec(mediaType);
+  if (docker) return docker[1] === 'manifest.list' ? 'docker list' : 'docker manifest';
+  return mediaType;
+}
+
+export function registerImages(program: Command, client: () => BerthClient): void {
+  const images = program.command('images').alias('image').description('manage images in the namespace');
+
+  images
+    .command('ls')
+    .alias('list')
+    .description('list images')
+    .option(
+      '--filter <expr>',
+      'containerd filter on name, target.digest, target.mediatype, labels.<key>, annotations.<key> (repeat for OR)',
+      collect,
+    )
+    .option('-q, --quiet', 'print only names')
+    .option('--json', 'print JSON')
+    .action(async (opts: { filter?: string[]; quiet?: boolean; json?: boolean }) => {
+      const { items } = await client().json<{ items: ImageJson[] }>('GET', '/v1/images', { query: { filter: opts.filter } });
+      if (opts.json) return printJson(items);
+      if (opts.quiet) return items.forEach((i) => process.stdout.write(i.name + '\n'));
+      printTable(
+        ['NAME', 'TYPE', 'DIGEST', 'SIZE', 'UPDATED', 'LABELS'],
+        items.map((i) => [
+          i.name,
+          shortType(i.target.mediaType),
+          i.target.digest,
+          humanSize(i.target.size),
+          age(i.updatedAt),
+          formatLabels(i.labels),
+        ]),
+      );
+    });
+
+  images
+    .command('get <name>')
+    .description('show one image')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const image = await client().json<ImageJson>('GET', `/v1/images/${seg(name)}`);
+      if (opts.json) return printJson(image);
+      const t = image.target;
+      const lines: Array<[string, string]> = [
+        ['name', image.name],
+        ['media type', t.mediaType],
+        ['digest', t.digest],
+        ['size', `${t.size} (${humanSize(t.size)})`],
+        ...Object.entries(t.annotations ?? {}).map(([k, v]): [string, string] => [`annotation ${k}`, v]),
+        ...Object.entries(image.labels).map(([k, v]): [string, string] => [`label ${k}`, v]),
+        ['created', image.createdAt],
+        ['updated', image.updatedAt],
+      ];
+      const width = Math.max(...lines.map(([k]) => k.length));
+      for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(width + 2)}${v}\n`);
+    });
+
+  images
+    .command('create <name>')
+    .description('create an image pointing at a target descriptor (the content need not be here yet)')
+    .requiredOption('--digest <digest>', 'the target\'s digest, e.g. sha256:...')
+    .requiredOption('--size <bytes>', 'the target\'s size in bytes', positiveInt)
+    .requiredOption('--media-type <type>', 'the target\'s media type, e.g. application/vnd.oci.image.index.v1+json')
+    .option('--label <k=v>', 'label the image (repeatable)', collect)
+    .option('--annotation <k=v>', 'annotate the target descriptor (repeatable)', collect)
+    .option('--json', 'print the image as JSON')
+    .action(
+      async (
+        name: string,
+        opts: { digest: string; size: number; mediaType: string; label?: string[]; annotation?: string[]; json?: boolean },
+      ) => {
+        const annotations = parseLabelArgs(opts.annotation ?? []);
+        const image = await client().json<ImageJson>('POST', '/v1/images', {
+          json: {
+            name,
+            target: {
+              mediaType: opts.mediaType,
+              digest: opts.digest,
+              size: opts.size,
+              ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
+            },
+            labels: parseLabelArgs(opts.label ?? []),
+          },
+        });
+        if (opts.json) printJson(image);
+        else process.stdout.write(image.name + '\n');
+      },
+    );
+
+  images
+    .command('rm <name...>')
+    .alias('remove')
+    .description('remove images; what they referenced is collected unless something else keeps it')
+    .option('--sync', 'return only after the garbage collection has removed what they held')
+    .option('--target <digest>', 'remove only if the image\'s target has this digest')
+    .action(async (names: string[], opts: { sync?: boolean; target?: string }) => {
+      for (const name of names) {
+        await client().json('DELETE', `/v1/images/${seg(name)}`, {
+          query: { sync: opts.sync ? 'true' : undefined, target: opts.target },
+        });
+        process.stdout.write(name + '\n');
+      }
+    });
+
+  images
+    .command('label <name> [labels...]')
+    .description('set labels (k=v) or remove them (k=) on an image; others stay')
+    .option('--replace', 'replace all labels with the given ones')
+    .option('--json', 'print the image as JSON')
+    .action(async (name: string, args: string[], opts: { replace?: boolean; json?: boolean }) => {
+      const image = await client().json<ImageJson>('PATCH', `/v1/images/${seg(name)}`, { json: labelPatch(args, opts.replace) });
+      if (opts.json) printJson(image);
+      else process.stdout.write(`${image.name} ${formatLabels(image.labels)}\n`);
+    });
+}
