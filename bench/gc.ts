@@ -3,6 +3,7 @@
 // server reports them), its peak RSS, and the latency of requests served while it runs.
 //
 //   npx tsc -p . && node --import tsx bench/gc.ts [--images 10000] [--layers 9] [--garbage 0.1] [--runs 3]
+//                                                 [--build-only DIR]
 //
 // The store is laid out directly (blob files under blobs/sha256, records through MetadataDB) so
 // that building it takes seconds; the collection itself runs in the real server.
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     layers: { type: 'string', default: '9' },
     garbage: { type: 'string', default: '0.1' },
     runs: { type: 'string', default: '3' },
+    'build-only': { type: 'string' },
   },
 });
 const images = Number(values.images);
@@ -198,4 +200,6 @@ async function main(): Promise<void> {
   console.log(`verdict: full GC ${median(results.map((r) => r.total))} ms (target < 2000 ms): ${ok ? 'MET' : 'MISSED'}`);
 }
 
-if (process.env.BENCH_BUILD_ONLY) { await buildStore(process.env.BENCH_BUILD_ONLY, 1); } else await main();
+// --build-only DIR lays the store out under DIR and stops: for profiling a collection by hand.
+if (values['build-only']) await buildStore(values['build-only'], 1);
+else await main();

@@ -288,6 +288,10 @@ export class LocalStore implements ContentStore {
    * digests removed (those that were there).
    */
   async deleteMany(digests: readonly string[]): Promise<string[]> {
+    return withSpan('content.delete_many', { 'berth.count': digests.length }, () => this.trash(digests));
+  }
+
+  private async trash(digests: readonly string[]): Promise<string[]> {
     const removed: string[] = [];
     const trash = trashRoot(this.root);
     mkdirSync(trash, { recursive: true, mode: 0o700 });

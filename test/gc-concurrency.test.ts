@@ -323,9 +323,13 @@ test('adopting a blob (shared policy) while the GC frees it never leaves a recor
   const opening = e.cs.writer(lctx, { ref: 'b-upload', size: bytes.length, digest });
   // If the writer never consults the backend, there is no window to test: go on at once.
   await Promise.race([lookedUp, sleep(2000, undefined, { ref: false })]);
-  const gcResult = await e.gc.collect();
-  t.diagnostic(`collection during the adoption: ${JSON.stringify({ ...gcResult.removed, ...gcResult.backend })}`);
+  // The collection starts while the adoption is being decided. Where the store decides it under
+  // the metadata write lock, the sweep has to wait for it: let it run, then let the writer go.
+  const collecting = e.gc.collect();
+  await sleep(100);
   release();
+  const gcResult = await collecting;
+  t.diagnostic(`collection during the adoption: ${JSON.stringify({ ...gcResult.removed, ...gcResult.backend })}`);
 
   const w = await opening;
   try {

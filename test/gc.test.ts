@@ -360,6 +360,9 @@ describe('TestGCRoots (containerd core/metadata/gc_test.go)', () => {
     const e = await env(t);
     const c = clock();
     await gcRootsMeta(c).write(e.db);
+    // collect() judges expiry by the real clock: wait until the fixture's "now" (up to 500 ms
+    // ahead, see clock()) has passed, so that what it made expired is expired.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, c.now.getTime() - Date.now() + 5)));
     const result = await e.gc.collect();
     assert.deepEqual(
       { ...result.removed },

@@ -19,7 +19,7 @@ import {
   type MetadataDB,
   type Sub,
 } from '../metadata/db.js';
-import { parseTimestamp } from '../../store/timestamp.js';
+import { formatTimestamp, parseTimestamp } from '../../store/timestamp.js';
 import type { LocalStore } from '../../store/index.js';
 import { labelBackRefs, labelRefs, rootLabel, type NodeType } from './labels.js';
 
@@ -381,7 +381,10 @@ export class GarbageCollector {
       result.sweepMs = Math.round(performance.now() - sweepStarted);
       result.durationMs = Math.round(performance.now() - started);
       span.setAttributes({ 'berth.gc.bytes_freed': result.bytesFreed, 'berth.gc.duration_ms': result.durationMs });
-      if (!dryRun) this.opts.events?.publish('', '/gc/run', { ...result });
+      if (!dryRun) {
+        const { nextExpiry, ...rest } = result;
+        this.opts.events?.publish('', '/gc/run', { ...rest, ...(nextExpiry ? { nextExpiry: formatTimestamp(nextExpiry) } : {}) });
+      }
       return result;
     });
   }

@@ -70,9 +70,12 @@ export class ContentService {
     return this.store.update(ctx, digest, labels, fieldpaths);
   }
 
+  /** Removes the namespace's record; the GC frees the bytes once no namespace has the blob. */
   async delete(ctx: OpContext, digest: string): Promise<void> {
     parseDigest(digest);
-    await this.store.delete(ctx, digest);
+    await withSpan('content.delete', { 'berth.digest': digest, 'berth.namespace': ctx.namespace }, () =>
+      this.store.delete(ctx, digest),
+    );
     this.events.publish(ctx.namespace, '/content/delete', { digest });
   }
 
