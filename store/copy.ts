@@ -18,6 +18,8 @@ export interface ReaderAtSource {
 export type CopySource = PlainSource | SeekableSource | ReaderAtSource;
 
 const copyChunk = 1 << 20;
+/** Bytes gathered from a stream before one write to the ingest file. */
+const writeBatch = 1 << 20;
 
 /**
  * Opens a writer, waiting while another writer holds the ref: random sleeps that start at 16 ms
@@ -130,4 +132,45 @@ async function copyFrom(writer: Writer, source: CopySource, offset: number, size
   }
   if (skip > 0) throw invalidArgument(`unable to discard to offset ${offset} for ref ${writer.ref}: source ended`);
   return copied;
+}
+
+/**
+ * Streams `body` into `writer` (at the writer's offset) in 1 MiB batches through two reused
+ * buffers: one is written while the other fills from the socket, so receiving, hashing and
+ * writing overlap and memory stays at 2 MiB whatever the size. `onProgress` hears each batch
+ * once it is written.
+ */
+export async function writeStream(
+  writer: Writer,
+  body: AsyncIterable<Uint8Array>,
+  onProgress?: (bytes: number) => void,
+): Promise<void> {
+  const buffers = [Buffer.allocUnsafe(writeBatch), Buffer.allocUnsafe(writeBatch)];
+  let current = 0;
+  let fill = 0;
+  let writing: Promise<void> = Promise.resolve();
+  const flush = async (): Promise<void> => {
+    if (fill === 0) return;
+    const chunk = buffers[current].subarray(0, fill);
+    await writing; // the other buffer is free again once its write is done
+    writing = writer.write(chunk).then(() => onProgress?.(chunk.length));
+    writing.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+    current ^= 1;
+    fill = 0;
+  };
+  try {
+    for await (const data of body) {
+      const bytes = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
+      for (let at = 0; at < bytes.length; ) {
+        const n = bytes.copy(buffers[current], fill, at);
+        fill += n;
+        at += n;
+        if (fill === writeBatch) await flush();
+      }
+    }
+  } finally {
+    // What arrived before a disconnect is kept: the ingest stays resumable from there.
+    await flush();
+    await writing;
+  }
 }

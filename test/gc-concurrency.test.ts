@@ -7,66 +7,24 @@
 //   * adopting a blob (shared policy) while the GC frees it never leaves a record without bytes.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { LocalStore } from '../store/index.js';
 import { readBlob, writeBlob } from '../store/copy.js';
-import type { ContentStore, Info } from '../store/types.js';
+import type { Info } from '../store/types.js';
 import { errorCode } from '../src/errors.js';
-import { MetadataDB } from '../src/metadata/db.js';
-import { MetadataContentStore } from '../src/metadata/content.js';
 import type { OpContext } from '../src/metadata/context.js';
-import { ImageStore } from '../src/metadata/images.js';
-import { LeaseManager } from '../src/metadata/leases.js';
-import { GarbageCollector, loadSnapshot, type GcResult } from '../src/gc/collector.js';
+import { loadSnapshot, type GcResult } from '../src/gc/collector.js';
+import { chunksOf, sha256 } from './fixtures/helpers.js';
+import { bind, hasRecord, metadataEnv, walkedBlobs, type MetadataEnv } from './fixtures/metadata.js';
 
-const sha256 = (data: Uint8Array | string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
+type Env = MetadataEnv;
+const env = (t: TestContext): Promise<Env> => metadataEnv(t, { prefix: 'berth-gc-conc-' });
 
-interface Env {
-  dir: string;
-  backend: LocalStore;
-  db: MetadataDB;
-  cs: MetadataContentStore;
-  images: ImageStore;
-  leases: LeaseManager;
-  gc: GarbageCollector;
-}
-
-async function env(t: TestContext): Promise<Env> {
-  const dir = await mkdtemp(join(tmpdir(), 'berth-gc-conc-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const backend = await LocalStore.open(join(dir, 'content'));
-  const db = await MetadataDB.open(join(dir, 'meta'));
-  t.after(() => db.close());
-  return {
-    dir,
-    backend,
-    db,
-    cs: new MetadataContentStore(db, backend, { policy: 'shared', unleasedExpiryMs: 0 }),
-    images: new ImageStore(db),
-    leases: new LeaseManager(db),
-    gc: new GarbageCollector(db, backend),
-  };
-}
-
-const bind = (cs: MetadataContentStore, ctx: OpContext): Pick<ContentStore, 'writer' | 'readerAt'> => ({
-  writer: (opts) => cs.writer(ctx, opts),
-  readerAt: (digest) => cs.readerAt(ctx, digest),
-});
-
-async function* chunksOf(data: Uint8Array, chunk: number): AsyncGenerator<Uint8Array> {
-  for (let i = 0; i < data.length; i += chunk) yield data.subarray(i, i + chunk);
-}
-
-async function blobFiles(e: Env): Promise<string[]> {
-  const out: string[] = [];
-  await e.backend.walk((info: Info) => void out.push(info.digest));
-  return out.sort();
-}
+/** The blobs the local store walks. */
+const blobFiles = (e: Env): Promise<string[]> => walkedBlobs(e.backend);
 
 const swallowExists = async (p: Promise<unknown>): Promise<void> => {
   try {
@@ -272,15 +230,9 @@ test('content committed while a mark is in progress survives (under a lease)', {
 
   // The unleased blob: gone entirely, or (had the collector not seen it) whole — never half.
   const files = await blobFiles(e);
-  let hasRecord = true;
-  try {
-    await e.cs.info(ctx, unleasedDigest);
-  } catch (err) {
-    if (errorCode(err) !== 'not_found') throw err;
-    hasRecord = false;
-  }
-  assert.equal(files.includes(unleasedDigest), hasRecord, 'an unleased blob has its record iff it has its file');
-  assert.equal(hasRecord, false, 'unleased content with unleasedExpiryMs 0 is collected');
+  const recorded = await hasRecord(e, ctx, unleasedDigest);
+  assert.equal(files.includes(unleasedDigest), recorded, 'an unleased blob has its record iff it has its file');
+  assert.equal(recorded, false, 'unleased content with unleasedExpiryMs 0 is collected');
   assert.deepEqual(files, [sha256(old), leasedDigest].sort());
 });
 

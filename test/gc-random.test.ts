@@ -7,42 +7,31 @@
 // (BERTH_GC_ITERATIONS changes how many run).
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
-import { LocalStore } from '../store/index.js';
 import { readBlob } from '../store/copy.js';
 import type { Labels } from '../store/types.js';
-import { MetadataDB } from '../src/metadata/db.js';
-import { MetadataContentStore } from '../src/metadata/content.js';
+import type { MetadataContentStore } from '../src/metadata/content.js';
 import type { OpContext } from '../src/metadata/context.js';
-import { ImageStore } from '../src/metadata/images.js';
-import { LeaseManager } from '../src/metadata/leases.js';
-import { GarbageCollector } from '../src/gc/collector.js';
+import type { ImageStore } from '../src/metadata/images.js';
+import type { LeaseManager } from '../src/metadata/leases.js';
+import { mulberry32, rfc3339, sha256, sorted } from './fixtures/helpers.js';
+import {
+  GC_EXPIRE,
+  GC_FLAT,
+  GC_ROOT,
+  REF_CONTENT,
+  REF_IMAGE,
+  bind,
+  openMetadataEnv,
+  walkedBlobs,
+} from './fixtures/metadata.js';
 
-const GC_ROOT = 'containerd.io/gc.root';
-const GC_EXPIRE = 'containerd.io/gc.expire';
-const GC_FLAT = 'containerd.io/gc.flat';
-const REF_CONTENT = 'containerd.io/gc.ref.content';
-const REF_IMAGE = 'containerd.io/gc.ref.image';
 const NAMESPACES = ['ns-a', 'ns-b'] as const;
 
-const sha256 = (data: Uint8Array | string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
-const rfc3339 = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-const sorted = (xs: Iterable<string>): string[] => [...xs].sort();
-
-/** mulberry32 */
+/** mulberry32, as a fraction in [0, 1), with the picks the model makes. */
 function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let r = a;
-    r = Math.imul(r ^ (r >>> 15), r | 1);
-    r ^= r + Math.imul(r ^ (r >>> 7), r | 61);
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
+  const u32 = mulberry32(seed);
+  const next = (): number => u32() / 4294967296;
   return {
     next,
     int: (lo: number, hi: number): number => lo + Math.floor(next() * (hi - lo + 1)),
@@ -257,21 +246,10 @@ async function build(rng: Rng, model: Model, cs: MetadataContentStore, images: I
   }
 }
 
-async function walkDigests(backend: LocalStore): Promise<string[]> {
-  const out: string[] = [];
-  await backend.walk((info) => void out.push(info.digest));
-  return sorted(out);
-}
-
 async function oneIteration(t: TestContext, seed: number): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'berth-gc-random-'));
-  const backend = await LocalStore.open(join(dir, 'content'));
-  const db = await MetadataDB.open(join(dir, 'meta'));
+  const e = await openMetadataEnv({ prefix: 'berth-gc-random-' });
   try {
-    const cs = new MetadataContentStore(db, backend, { policy: 'shared', unleasedExpiryMs: 0 });
-    const images = new ImageStore(db);
-    const leases = new LeaseManager(db);
-    const gc = new GarbageCollector(db, backend);
+    const { cs, images, leases, gc, backend } = e;
     const rng = prng(seed);
     const now = new Date();
     const model = generate(rng, now);
@@ -298,11 +276,11 @@ async function oneIteration(t: TestContext, seed: number): Promise<void> {
       recordsRemoved += model.ns[ns].content.size - want.content.length;
       // What is kept is whole: its bytes are there and verify.
       for (const d of want.content) {
-        const bytes = await readBlob({ readerAt: (digest) => cs.readerAt(ctx, digest) }, d);
+        const bytes = await readBlob(bind(cs, ctx), d);
         assert.equal(sha256(bytes), d, `${ns}: bytes of ${d}`);
       }
     }
-    assert.deepEqual(await walkDigests(backend), sorted(keptOnDisk), 'blobs on disk after GC');
+    assert.deepEqual(await walkedBlobs(backend), sorted(keptOnDisk), 'blobs on disk after GC');
     assert.equal(result.removed.content, recordsRemoved, 'content records removed');
     assert.equal(result.backend.blobs, model.blobs.length - keptOnDisk.size, 'blob files removed');
     assert.deepEqual(await backend.listStatuses(), [], 'no ingest left');
@@ -319,8 +297,7 @@ async function oneIteration(t: TestContext, seed: number): Promise<void> {
     t.diagnostic(`failing seed: ${seed} (replay with BERTH_GC_SEED=${seed})`);
     throw new Error(`seed ${seed}: ${msg}`, { cause: err });
   } finally {
-    await db.close();
-    await rm(dir, { recursive: true, force: true });
+    await e.close();
   }
 }
 

@@ -7,26 +7,14 @@
 //   * a deletion triggers a collection without any call.
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { LocalStore } from '../store/index.js';
-import { writeBlob } from '../store/copy.js';
-import type { ContentStore } from '../store/types.js';
 import { errorCode } from '../src/errors.js';
-import { MetadataDB } from '../src/metadata/db.js';
-import { MetadataContentStore } from '../src/metadata/content.js';
 import type { OpContext } from '../src/metadata/context.js';
-import { ImageStore } from '../src/metadata/images.js';
-import { LeaseManager } from '../src/metadata/leases.js';
 import { GarbageCollector, type GcResult } from '../src/gc/collector.js';
 import { GcScheduler } from '../src/gc/scheduler.js';
-
-const sha256 = (data: Uint8Array | string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
-const GC_EXPIRE = 'containerd.io/gc.expire';
+import { GC_EXPIRE, hasRecord, metadataEnv, onDisk, putBlob, type MetadataEnv } from './fixtures/metadata.js';
 
 /** A collector that records when each collection started (and can linger after it). */
 class RecordingCollector extends GarbageCollector {
@@ -44,32 +32,10 @@ class RecordingCollector extends GarbageCollector {
   }
 }
 
-interface Env {
-  dir: string;
-  backend: LocalStore;
-  db: MetadataDB;
-  cs: MetadataContentStore;
-  images: ImageStore;
-  leases: LeaseManager;
-  gc: RecordingCollector;
-}
+type Env = MetadataEnv<RecordingCollector>;
 
-async function env(t: TestContext): Promise<Env> {
-  const dir = await mkdtemp(join(tmpdir(), 'berth-gc-sched-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const backend = await LocalStore.open(join(dir, 'content'));
-  const db = await MetadataDB.open(join(dir, 'meta'));
-  t.after(() => db.close());
-  return {
-    dir,
-    backend,
-    db,
-    cs: new MetadataContentStore(db, backend, { policy: 'shared', unleasedExpiryMs: 0 }),
-    images: new ImageStore(db),
-    leases: new LeaseManager(db),
-    gc: new RecordingCollector(db, backend),
-  };
-}
+const env = (t: TestContext): Promise<Env> =>
+  metadataEnv(t, { prefix: 'berth-gc-sched-', collector: (db, backend) => new RecordingCollector(db, backend) });
 
 /**
  * The scheduler's timers are unref'd (they never keep a process alive); a server's sockets keep
@@ -90,35 +56,9 @@ function startScheduler(t: TestContext, e: Env): GcScheduler {
   return scheduler;
 }
 
-const bind = (cs: MetadataContentStore, ctx: OpContext): Pick<ContentStore, 'writer'> => ({
-  writer: (opts) => cs.writer(ctx, opts),
-});
-
+/** A blob of `size` random bytes, written unleased (or under ctx's lease). */
 async function put(e: Env, ctx: OpContext, size: number): Promise<string> {
-  const bytes = randomBytes(size);
-  const digest = sha256(bytes);
-  await writeBlob(bind(e.cs, ctx), `ref-${digest}`, [bytes], { size, digest });
-  return digest;
-}
-
-async function onDisk(e: Env, digest: string): Promise<boolean> {
-  try {
-    await e.backend.info(digest);
-    return true;
-  } catch (err) {
-    if (errorCode(err) === 'not_found') return false;
-    throw err;
-  }
-}
-
-async function hasRecord(e: Env, ctx: OpContext, digest: string): Promise<boolean> {
-  try {
-    await e.cs.info(ctx, digest);
-    return true;
-  } catch (err) {
-    if (errorCode(err) === 'not_found') return false;
-    throw err;
-  }
+  return (await putBlob(e, ctx, randomBytes(size))).digest;
 }
 
 /** Polls `check` every 50 ms until it is true or `deadline` (epoch ms) passes. */

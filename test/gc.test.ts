@@ -9,16 +9,10 @@
 //   * the lease manager (core/metadata/leases_test.go, reference §3.5).
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 
-import { LocalStore } from '../store/index.js';
-import { writeBlob } from '../store/copy.js';
 import { formatTimestamp } from '../store/timestamp.js';
-import type { ContentStore, Labels } from '../store/types.js';
-import { errorCode, type ErrorCode } from '../src/errors.js';
+import type { Labels } from '../store/types.js';
 import {
   MetadataDB,
   nsKey,
@@ -27,12 +21,26 @@ import {
   type IngestRecord,
   type LeaseRecord,
 } from '../src/metadata/db.js';
-import { MetadataContentStore } from '../src/metadata/content.js';
 import type { OpContext } from '../src/metadata/context.js';
-import { ImageStore } from '../src/metadata/images.js';
-import { LeaseManager } from '../src/metadata/leases.js';
-import { NamespaceStore } from '../src/metadata/namespaces.js';
-import { GarbageCollector, GcGraph, loadSnapshot, type GcNode } from '../src/gc/collector.js';
+import type { ErrorCode } from '../src/errors.js';
+import { GcGraph, loadSnapshot, type GcNode } from '../src/gc/collector.js';
+import { expectCode, rfc3339, sha256, sorted } from './fixtures/helpers.js';
+import {
+  BREF_CONTAINER,
+  BREF_CONTENT,
+  BREF_IMAGE,
+  BREF_SNAP,
+  GC_EXPIRE,
+  GC_FLAT,
+  GC_ROOT,
+  REF_CONTENT,
+  REF_IMAGE,
+  REF_SNAP,
+  blobFiles,
+  metadataEnv,
+  putBlob,
+  type MetadataEnv,
+} from './fixtures/metadata.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -40,73 +48,15 @@ import { GarbageCollector, GcGraph, loadSnapshot, type GcNode } from '../src/gc/
 
 const T = { timeout: 30_000 };
 
-const sha256 = (data: Uint8Array | string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 /** containerd's dgst(i) in gc_test.go: a digest per number. */
 const dgst = (i: number): string => sha256(String(i));
 
-const rfc3339 = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-
-const GC_ROOT = 'containerd.io/gc.root';
-const GC_EXPIRE = 'containerd.io/gc.expire';
-const GC_FLAT = 'containerd.io/gc.flat';
-const REF_CONTENT = 'containerd.io/gc.ref.content';
-const REF_IMAGE = 'containerd.io/gc.ref.image';
-const REF_SNAP = 'containerd.io/gc.ref.snapshot.';
-const BREF_CONTENT = 'containerd.io/gc.bref.content';
-const BREF_IMAGE = 'containerd.io/gc.bref.image';
-const BREF_CONTAINER = 'containerd.io/gc.bref.container';
-const BREF_SNAP = 'containerd.io/gc.bref.snapshot.';
-
-async function tempDir(t: TestContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'berth-gc-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-interface Env {
-  dir: string;
-  backend: LocalStore;
-  db: MetadataDB;
-  cs: MetadataContentStore;
-  images: ImageStore;
-  leases: LeaseManager;
-  namespaces: NamespaceStore;
-  gc: GarbageCollector;
-}
-
-async function env(t: TestContext): Promise<Env> {
-  const dir = await tempDir(t);
-  const backend = await LocalStore.open(join(dir, 'content'));
-  const db = await MetadataDB.open(join(dir, 'meta'));
-  t.after(() => db.close());
-  return {
-    dir,
-    backend,
-    db,
-    cs: new MetadataContentStore(db, backend, { policy: 'shared', unleasedExpiryMs: 0 }),
-    images: new ImageStore(db),
-    leases: new LeaseManager(db),
-    namespaces: new NamespaceStore(db),
-    gc: new GarbageCollector(db, backend),
-  };
-}
-
-async function expectCode(p: Promise<unknown>, code: ErrorCode, what: string, message?: RegExp): Promise<void> {
-  await assert.rejects(
-    p,
-    (err: unknown) => {
-      assert.equal(errorCode(err), code, `${what}: expected ${code}, got ${errorCode(err)} (${String(err)})`);
-      if (message) assert.match((err as Error).message, message, what);
-      return true;
-    },
-    `${what}: expected a rejection with ${code}`,
-  );
-}
+type Env = MetadataEnv;
+const env = (t: TestContext): Promise<Env> => metadataEnv(t, { prefix: 'berth-gc-' });
 
 /** containerd's printNode: `content(ns1/sha256:…)`, `image-flat(ns3/image1)`. */
 const show = (n: GcNode): string => `${n.type}${n.flat ? '-flat' : ''}(${n.namespace}/${n.key})`;
 const node = (type: GcNode['type'], namespace: string, key: string, flat = false): GcNode => ({ type, flat, namespace, key });
-const sorted = (xs: string[]): string[] => [...xs].sort();
 
 /** mark() returns object ids `<type>\0<ns>\0<key>`; shown as `type(ns/key)`. */
 function showMarked(id: string): string {
@@ -206,27 +156,6 @@ function clock(): { now: Date; nowSec: string; hourAhead: string; hourAgo: strin
     hourAhead: rfc3339(new Date(now.getTime() + 3600_000)),
     hourAgo: rfc3339(new Date(now.getTime() - 3600_000)),
   };
-}
-
-const bind = (cs: MetadataContentStore, ctx: OpContext): Pick<ContentStore, 'writer'> => ({
-  writer: (opts) => cs.writer(ctx, opts),
-});
-
-/** Writes a blob through the namespaced store (committed with `labels`). */
-async function putBlob(e: Env, ctx: OpContext, bytes: Buffer, labels?: Labels): Promise<{ digest: string; size: number }> {
-  const digest = sha256(bytes);
-  await writeBlob(bind(e.cs, ctx), `ref-${digest}`, [bytes], { size: bytes.length, digest }, labels ? { labels } : undefined);
-  return { digest, size: bytes.length };
-}
-
-/** Digests of the blob files on disk (`<content>/blobs/sha256/*`). */
-async function blobFiles(e: Env): Promise<string[]> {
-  try {
-    return sorted((await readdir(join(e.dir, 'content', 'blobs', 'sha256'))).map((h) => `sha256:${h}`));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
 }
 
 const listed = async (e: Env, ctx: OpContext): Promise<string[]> => sorted((await e.cs.list(ctx)).map((i) => i.digest));

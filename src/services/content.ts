@@ -10,6 +10,7 @@ import type { MetadataContentStore } from '../metadata/content.js';
 import type { OpContext } from '../metadata/context.js';
 import { withSpan } from '../telemetry.js';
 import { parseDigest } from '../../store/digest.js';
+import { writeStream } from '../../store/copy.js';
 import { validateRef } from '../../store/index.js';
 import type { Info, Labels, ReaderAt, Status, Writer } from '../../store/types.js';
 import { verifyContent, type VerifyReport } from '../../store/verify.js';
@@ -27,9 +28,6 @@ export interface ContentServiceOptions {
   /** How long a writer stays open between two appends to the same ingest (ms). */
   idleWriterMs?: number;
 }
-
-/** Bytes gathered from a request before one write to the ingest file. */
-const writeBatch = 1 << 20;
 
 interface Parked {
   writer: Writer;
@@ -100,7 +98,7 @@ export class ContentService {
       try {
         // Content another namespace has (and may share) is adopted: no bytes needed.
         const adopted = writer.status().offset > 0;
-        if (!adopted) await pump(body, writer);
+        if (!adopted) await writeStream(writer, body);
         await writer.commit(opts.size ?? 0, digest, { labels: opts.labels });
       } catch (err) {
         await writer.close();
@@ -141,7 +139,7 @@ export class ContentService {
       try {
         const offset = writer.status().offset;
         if (offset !== at.offset) throw offsetMismatch(ref, offset, at.offset);
-        await pump(body, writer);
+        await writeStream(writer, body);
         // An acknowledged offset is on disk.
         await writer.sync();
         return writer.status();
@@ -235,40 +233,4 @@ function offsetMismatch(ref: string, offset: number, requested: number): BerthEr
   return new BerthError('range_not_satisfiable', `ingest ${JSON.stringify(ref)} is at offset ${offset}, not ${requested}`, {
     details: { offset },
   });
-}
-
-/**
- * Streams `body` into `writer` in 1 MiB batches through two reused buffers: one is written
- * while the other fills from the socket, so receiving, hashing and writing overlap and memory
- * stays at 2 MiB per upload whatever its size.
- */
-async function pump(body: Readable, writer: Writer): Promise<void> {
-  const buffers = [Buffer.allocUnsafe(writeBatch), Buffer.allocUnsafe(writeBatch)];
-  let current = 0;
-  let fill = 0;
-  let writing: Promise<void> = Promise.resolve();
-  const flush = async (): Promise<void> => {
-    if (fill === 0) return;
-    const chunk = buffers[current].subarray(0, fill);
-    await writing; // the other buffer is free again once its write is done
-    writing = writer.write(chunk);
-    writing.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
-    current ^= 1;
-    fill = 0;
-  };
-  try {
-    for await (const data of body) {
-      const bytes = data as Buffer;
-      for (let at = 0; at < bytes.length; ) {
-        const n = bytes.copy(buffers[current], fill, at);
-        fill += n;
-        at += n;
-        if (fill === writeBatch) await flush();
-      }
-    }
-  } finally {
-    // What arrived before a disconnect is kept: the ingest stays resumable from there.
-    await flush();
-    await writing;
-  }
 }
