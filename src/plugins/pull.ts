@@ -1,0 +1,53 @@
+// Plugin io.berth.service.v1 "pulls": the registry client (hosts, credentials, tokens) and the
+// pull manager over the metadata stores.
+import type { EventBus } from '../events/bus.js';
+import { Authorizer, type Credentials } from '../remotes/auth.js';
+import { RegistryClient } from '../remotes/client.js';
+import { credentialsFrom, readDockerConfig } from '../remotes/credentials.js';
+import { Resolver } from '../remotes/resolver.js';
+import { fetchToken } from '../remotes/token.js';
+import { BlobFetcher } from '../pull/fetch.js';
+import { PullManager } from '../pull/manager.js';
+import { eventsType } from './events.js';
+import { metadataType, type Metadata } from './metadata.js';
+import { numberOption } from './options.js';
+import type { Registration } from './registry.js';
+import { serviceType } from './services.js';
+
+export interface Pulls {
+  manager: PullManager;
+  resolver: Resolver;
+  client: RegistryClient;
+}
+
+export const pullPlugin: Registration<Pulls> = {
+  type: serviceType,
+  id: 'pulls',
+  requires: [metadataType, eventsType],
+  async init(ctx) {
+    const c = ctx.config;
+    const hostsDir = c.hosts_dir;
+    if (hostsDir !== undefined && typeof hostsDir !== 'string') throw new Error('hosts_dir must be a path');
+    const dockerConfig = c.docker_config;
+    if (dockerConfig !== undefined && typeof dockerConfig !== 'string') throw new Error('docker_config must be a path');
+    // [plugins."io.berth.service.v1.pulls".credentials."host:port"] username = "..", secret = ".."
+    const configured = (c.credentials ?? {}) as Record<string, Credentials>;
+    for (const [host, cred] of Object.entries(configured)) {
+      if (typeof cred?.username !== 'string' || typeof cred?.secret !== 'string') {
+        throw new Error(`credentials for ${host} need a username and a secret (strings)`);
+      }
+    }
+    const credentials = credentialsFrom(configured, await readDockerConfig(dockerConfig));
+    const client = new RegistryClient(new Authorizer(credentials, (realm, service, scopes, creds) => fetchToken(realm, service, scopes, creds)));
+    const resolver = new Resolver(client, { hostsDir });
+    const { content, images, leases } = ctx.get<Metadata>(metadataType);
+    const fetcher = new BlobFetcher(content, resolver);
+    const manager = new PullManager(content, images, leases, resolver, fetcher, ctx.get<EventBus>(eventsType), {
+      concurrency: numberOption(c, 'concurrency'),
+      keepFailedMs: numberOption(c, 'keep_failed_ms'),
+    });
+    if (hostsDir) ctx.exports.hosts_dir = hostsDir;
+    return { manager, resolver, client };
+  },
+  close: (p) => p.client.close(),
+};
