@@ -12,7 +12,7 @@ import {
   isNotFound,
   notFound,
 } from '../src/errors.js';
-import { labelField, parseFilters, type Adaptor } from '../src/filters/index.js';
+import { objectAdaptor, parseFilters, type Adaptor } from '../src/filters/index.js';
 import { withSpan } from '../src/telemetry.js';
 import { canonicalAlgorithm, createDigester, isAvailableAlgorithm, parseDigest } from './digest.js';
 import { ingestFiles, readIngestStatus } from './ingest.js';
@@ -365,17 +365,7 @@ function infoFromStat(digest: string, st: { size: number; mtime: Date; atime: Da
 }
 
 /** Filter fields of committed content: `digest` and `labels.<key>`. */
-export function contentAdaptor(info: Info): Adaptor {
-  return (path) => {
-    if (path.length === 0) return { value: '', present: false };
-    if (path[0] === 'digest') return { value: info.digest, present: true };
-    if (path[0] === 'labels') return labelField(info.labels, path.slice(1));
-    return { value: '', present: false };
-  };
-}
+export const contentAdaptor = (info: Info): Adaptor => objectAdaptor({ digest: info.digest }, { labels: info.labels });
 
 /** Filter fields of an ingest: only `ref`. */
-export function statusAdaptor(status: Status): Adaptor {
-  return (path) =>
-    path.length === 1 && path[0] === 'ref' ? { value: status.ref, present: true } : { value: '', present: false };
-}
+export const statusAdaptor = (status: Status): Adaptor => objectAdaptor({ ref: status.ref });

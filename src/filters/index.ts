@@ -77,3 +77,19 @@ function compileRegExp(pattern: string): RegExp | undefined {
     return undefined;
   }
 }
+
+/**
+ * The adaptor most objects need: plain fields by their dotted path (present when not undefined)
+ * and maps of string values (`labels.<key>`, `annotations.<key>`) looked up with `labelField`.
+ */
+export function objectAdaptor(
+  fields: Record<string, string | undefined>,
+  maps: Record<string, Record<string, string> | undefined> = {},
+): Adaptor {
+  return (path) => {
+    if (path.length > 1 && Object.hasOwn(maps, path[0])) return labelField(maps[path[0]], path.slice(1));
+    const key = path.join('.');
+    const value = Object.hasOwn(fields, key) ? fields[key] : undefined;
+    return value === undefined ? { value: '', present: false } : { value, present: true };
+  };
+}

@@ -3,7 +3,7 @@
 // the form `<ns>/<seq>/<ref>` so namespaces never share an ingest, and a digest another
 // namespace holds can be adopted without sending its bytes again (the sharing policy).
 import { alreadyExists, errorCode, failedPrecondition, notFound } from '../errors.js';
-import { labelField, parseFilters } from '../filters/index.js';
+import { objectAdaptor, parseFilters } from '../filters/index.js';
 import { validateRef, type LocalStore } from '../../store/index.js';
 import { applyLabelPaths, withoutEmpty } from '../../store/labels.js';
 import { formatTimestamp, parseTimestamp } from '../../store/timestamp.js';
@@ -87,14 +87,7 @@ export class MetadataContentStore {
     const out: Info[] = [];
     for (const [digest, record] of await this.db.list(this.db.blobs, checkNamespace(ctx))) {
       const info = infoOf(digest, record);
-      const match = filter((path) =>
-        path[0] === 'digest' && path.length === 1
-          ? { value: digest, present: true }
-          : path[0] === 'labels'
-            ? labelField(info.labels, path.slice(1))
-            : { value: '', present: false },
-      );
-      if (match) out.push(info);
+      if (filter(objectAdaptor({ digest }, { labels: info.labels }))) out.push(info);
     }
     return out;
   }
@@ -144,7 +137,7 @@ export class MetadataContentStore {
         if (errorCode(err) === 'not_found') continue;
         throw err;
       }
-      if (filter((path) => (path.length === 1 && path[0] === 'ref' ? { value: ref, present: true } : { value: '', present: false }))) {
+      if (filter(objectAdaptor({ ref }))) {
         out.push(status);
       }
     }

@@ -1,7 +1,7 @@
 // Images (containerd core/metadata/images.go): a name pointing at a target descriptor, with
 // labels. Images are GC roots unless they carry `containerd.io/gc.expire` and it has passed.
 import { alreadyExists, invalidArgument, notFound } from '../errors.js';
-import { labelField, parseFilters } from '../filters/index.js';
+import { objectAdaptor, parseFilters } from '../filters/index.js';
 import { parseDigest } from '../../store/digest.js';
 import { applyLabelPaths, withoutEmpty } from '../../store/labels.js';
 import { formatTimestamp, parseTimestamp } from '../../store/timestamp.js';
@@ -76,23 +76,14 @@ export class ImageStore {
     const filter = parseFilters(filters);
     const out: Image[] = [];
     for (const [name, record] of await this.db.list(this.db.images, checkNamespace(ctx))) {
-      const match = filter((path) => {
-        switch (path[0]) {
-          case 'name':
-            return { value: name, present: name !== '' };
-          case 'target':
-            if (path[1] === 'digest') return { value: record.target.digest, present: true };
-            if (path[1] === 'mediatype') return { value: record.target.mediaType, present: record.target.mediaType !== '' };
-            return { value: '', present: false };
-          case 'labels':
-            return labelField(record.labels, path.slice(1));
-          case 'annotations':
-            return labelField(record.target.annotations, path.slice(1));
-          default:
-            return { value: '', present: false };
-        }
-      });
-      if (match) out.push(imageOf(name, record));
+      const fields = {
+        name: name || undefined,
+        'target.digest': record.target.digest,
+        'target.mediatype': record.target.mediaType || undefined,
+      };
+      if (filter(objectAdaptor(fields, { labels: record.labels, annotations: record.target.annotations }))) {
+        out.push(imageOf(name, record));
+      }
     }
     return out;
   }

@@ -3,7 +3,7 @@
 // attaches what it writes to it.
 import { randomBytes } from 'node:crypto';
 import { alreadyExists, BerthError, invalidArgument, notFound } from '../errors.js';
-import { labelField, parseFilters } from '../filters/index.js';
+import { objectAdaptor, parseFilters } from '../filters/index.js';
 import { parseDigest } from '../../store/digest.js';
 import { withoutEmpty } from '../../store/labels.js';
 import { formatTimestamp, parseTimestamp } from '../../store/timestamp.js';
@@ -142,14 +142,7 @@ export class LeaseManager {
     const filter = parseFilters(filters);
     const out: Lease[] = [];
     for (const [id, record] of await this.db.list(this.db.leases, checkNamespace(ctx))) {
-      const match = filter((path) =>
-        path[0] === 'id' && path.length === 1
-          ? { value: id, present: id !== '' }
-          : path[0] === 'labels'
-            ? labelField(record.labels, path.slice(1))
-            : { value: '', present: false },
-      );
-      if (match) out.push({ id, createdAt: parseTimestamp(record.createdAt)!, labels: record.labels });
+      if (filter(objectAdaptor({ id: id || undefined }, { labels: record.labels }))) out.push({ id, createdAt: parseTimestamp(record.createdAt)!, labels: record.labels });
     }
     return out;
   }

@@ -2,7 +2,7 @@
 // written in them; deleted only when they hold no images, content (or, later, containers and
 // snapshots).
 import { alreadyExists, failedPrecondition, notFound } from '../errors.js';
-import { parseFilters, labelField } from '../filters/index.js';
+import { objectAdaptor, parseFilters } from '../filters/index.js';
 import { formatTimestamp, parseTimestamp } from '../../store/timestamp.js';
 import { applyLabelPaths, withoutEmpty } from '../../store/labels.js';
 import type { Labels } from '../../store/types.js';
@@ -52,14 +52,7 @@ export class NamespaceStore {
     const out: Namespace[] = [];
     for await (const [name, record] of this.db.namespaces.iterator()) {
       const ns = view(name, record);
-      const match = filter((path) =>
-        path[0] === 'name' && path.length === 1
-          ? { value: name, present: true }
-          : path[0] === 'labels'
-            ? labelField(ns.labels, path.slice(1))
-            : { value: '', present: false },
-      );
-      if (match) out.push(ns);
+      if (filter(objectAdaptor({ name }, { labels: ns.labels }))) out.push(ns);
     }
     return out;
   }
