@@ -2,7 +2,7 @@
 // `WWW-Authenticate`, basic credentials, and bearer tokens fetched from the challenge's realm and
 // cached per host and scope. Credentials go only to the host they are for: a token realm on
 // another host gets them only as the token flow needs, and a redirected request gets nothing.
-import { BerthError } from '../errors.js';
+import { BerthError, errorCode } from '../errors.js';
 
 export interface Credentials {
   username: string;
@@ -85,7 +85,14 @@ export class Authorizer {
       if (!done || done.expiresAt <= now) pending = undefined;
     }
     if (!pending) {
-      pending = (async () => this.fetchToken(realm, service, all, await this.credentials(host)))();
+      pending = (async () => {
+        try {
+          return await this.fetchToken(realm, service, all, await this.credentials(host));
+        } catch (err) {
+          // Named after the registry the user asked for, not only the token service it uses.
+          throw new BerthError(errorCode(err) === 'internal' ? 'unavailable' : errorCode(err), `registry ${host}: ${(err as Error).message}`, { cause: err });
+        }
+      })();
       auth.tokens.set(key, pending);
     }
     return `Bearer ${(await pending).token}`;
