@@ -33,6 +33,12 @@ export const imageRoutes: FastifyPluginAsync<{ images: ImageService }> = async (
     async (req) => imageView(await images.get(opContext(req), req.params.name)),
   );
 
+  app.get<{ Params: NameParams; Querystring: { platform?: string } }>(
+    '/v1/images/:name/inspect',
+    { schema: routeSchema('get', '/v1/images/{name}/inspect') },
+    async (req) => images.inspect(opContext(req), req.params.name, { platform: req.query.platform || undefined }),
+  );
+
   app.patch<{ Params: NameParams; Body: { target?: Descriptor; labels?: Labels; fieldpaths?: string[] } }>(
     '/v1/images/:name',
     { schema: routeSchema('patch', '/v1/images/{name}') },

@@ -6,6 +6,7 @@ import type { Descriptor } from '../src/metadata/db.js';
 import type { Image } from '../src/metadata/images.js';
 import type { Lease, Resource } from '../src/metadata/leases.js';
 import type { Namespace } from '../src/metadata/namespaces.js';
+import type { PullView } from '../src/pull/manager.js';
 
 export function infoView(info: Info) {
   return {
@@ -82,5 +83,21 @@ export function gcExplanationView(e: Explanation) {
       kept: n.kept,
       ...(n.path ? { path: n.path.map((p) => ({ type: p.type, flat: p.flat, key: p.key, via: p.via })) } : {}),
     })),
+  };
+}
+
+export function pullView(p: PullView) {
+  return {
+    id: p.id,
+    ref: p.ref,
+    namespace: p.namespace,
+    state: p.state,
+    ...(p.error ? { error: { code: p.error.code, message: p.error.message } } : {}),
+    ...(p.image ? { image: p.image } : {}),
+    lease: p.lease,
+    bytesFetched: p.bytesFetched,
+    startedAt: formatTimestamp(p.startedAt),
+    ...(p.finishedAt ? { finishedAt: formatTimestamp(p.finishedAt) } : {}),
+    blobs: p.blobs.map((b) => ({ digest: b.digest, mediaType: b.mediaType, size: b.size, offset: b.offset, state: b.state })),
   };
 }

@@ -13,6 +13,7 @@ import { ingestRoutes } from '../routes/ingests.js';
 import { leaseRoutes } from '../routes/leases.js';
 import { namespaceRoutes } from '../routes/namespaces.js';
 import { pluginRoutes } from '../routes/plugins.js';
+import { pullRoutes } from '../routes/pulls.js';
 import { parseAddress, type Config } from './config.js';
 import { BerthError, errorCode, httpStatus, type ErrorCode } from './errors.js';
 import { componentSchemas } from './openapi.js';
@@ -20,6 +21,7 @@ import type { EventBus } from './events/bus.js';
 import { eventsType } from './plugins/events.js';
 import { gcType, type Gc } from './plugins/gc.js';
 import { builtinPlugins } from './plugins/index.js';
+import type { Pulls } from './plugins/pull.js';
 import { serviceType } from './plugins/services.js';
 import { PluginSet, type PluginLogger, type Registration } from './plugins/registry.js';
 import { lockRoot } from './rootlock.js';
@@ -27,6 +29,7 @@ import type { ContentService } from './services/content.js';
 import type { ImageService } from './services/images.js';
 import type { LeaseService } from './services/leases.js';
 import type { NamespaceService } from './services/namespaces.js';
+import { PullService } from './services/pulls.js';
 import { tracer } from './telemetry.js';
 
 export interface ServerOptions {
@@ -170,6 +173,9 @@ export async function registerApi(app: FastifyInstance, plugins: PluginSet): Pro
   await registerResource(app, 'images', imageRoutes, () => ({ images: plugins.get<ImageService>(serviceType, 'images') }));
   await registerResource(app, 'leases', leaseRoutes, () => ({ leases: plugins.get<LeaseService>(serviceType, 'leases') }));
   await registerResource(app, 'garbage collection', gcRoutes, () => ({ gc: plugins.get<Gc>(gcType) }));
+  await registerResource(app, 'pulls', pullRoutes, () => ({
+    pulls: new PullService(plugins.get<Pulls>(serviceType, 'pulls').manager),
+  }));
   await registerResource(app, 'events', eventRoutes, () => ({ events: plugins.get<EventBus>(eventsType) }));
 }
 

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EventEmitter } from 'node:events';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Ajv, type ValidateFunction } from 'ajv';
@@ -23,6 +24,8 @@ import type { EventBus } from '../src/events/bus.js';
 import { builtinPlugins } from '../src/plugins/index.js';
 import type { Registration } from '../src/plugins/registry.js';
 import { registerApi } from '../src/server.js';
+import { bigLayer, buildImage, multiPlatformImage, pushImage, type Image as FixtureImage } from './fixtures/images.js';
+import { freePort, startRegistry, type Registry } from './fixtures/registry.js';
 import { startTestServer, type TestServer } from './fixtures/server.js';
 
 // ajv-formats is CommonJS with `exports.default`: the same function either way it is loaded.
@@ -209,6 +212,36 @@ describe('routes and openapi.yaml', () => {
     }
   });
 
+  test('without the pulls plugin, the pull routes answer 501 naming it; images inspect still works', async () => {
+    const failingPulls: Registration = {
+      type: 'io.berth.service.v1',
+      id: 'pulls',
+      requires: ['io.berth.metadata.v1'],
+      async init() {
+        throw new Error('bad hosts_dir');
+      },
+    };
+    const server = await startTestServer({
+      plugins: [...builtinPlugins.filter((p) => !(p.type === 'io.berth.service.v1' && p.id === 'pulls')), failingPulls],
+    });
+    try {
+      for (const [method, path] of [['GET', '/v1/pulls'], ['POST', '/v1/pulls'], ['GET', '/v1/pulls/x/events']]) {
+        const res = await fetch(server.url + path, {
+          method,
+          ...(method === 'POST' ? { headers: { 'content-type': 'application/json' }, body: '{"ref":"alpine"}' } : {}),
+        });
+        const body = (await res.json()) as Json;
+        assert.equal(res.status, 501, `${method} ${path}: ${JSON.stringify(body)}`);
+        assert.match(body.error.message, /io\.berth\.service\.v1\.pulls.*bad hosts_dir/);
+      }
+      const inspect = await fetch(server.url + '/v1/images/nope/inspect');
+      await inspect.arrayBuffer();
+      assert.equal(inspect.status, 404);
+    } finally {
+      await server.destroy();
+    }
+  });
+
   test('every operation has a unique operationId and documents its responses', () => {
     const ids = operations.map((o) => o.operationId);
     assert.equal(new Set(ids).size, ids.length, `duplicate operationIds: ${ids.join(', ')}`);
@@ -239,8 +272,8 @@ interface Row {
   params?: Record<string, string>;
   query?: Array<[string, string]>;
   headers?: Record<string, string>;
-  /** A string or Buffer is sent as is; anything else as JSON (with its content type). */
-  body?: string | Buffer | Json;
+  /** A string or Buffer is sent as is; anything else as JSON (with its content type). A function gives the body when the row runs. */
+  body?: string | Buffer | Json | (() => Json);
   before?: () => Promise<void>;
   check?: (res: Res) => void | Promise<void>;
   after?: () => Promise<void>;
@@ -287,6 +320,48 @@ const rowParams: Record<string, string> = {};
 
 let server: TestServer;
 
+// Pulls: a registry with a two-platform index (test/app:1) and a Docker image with an 8 MiB
+// layer (test/big:1); a TCP server that accepts connections and never answers (a pull from it
+// stays running until cancelled); a port nothing listens on.
+let registry: Registry;
+const multi = multiPlatformImage(['linux/amd64', 'linux/arm64']);
+let big: FixtureImage;
+let silent: { host: string; close(): Promise<void> };
+let closedPort = 0;
+let pulled = '';
+let hanging = '';
+
+async function silentServer(): Promise<{ host: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const srv = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  return {
+    host: `127.0.0.1:${(srv.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        srv.close(() => resolve());
+      }),
+  };
+}
+
+/** The complete messages of a server-sent-events text: `event` and parsed `data`. */
+function sseMessages(text: string): Array<{ event: string; data: Json }> {
+  return text
+    .split('\n\n')
+    .slice(0, -1) // what follows the last blank line is not complete yet
+    .filter((m) => m.includes('data: '))
+    .map((m) => {
+      const lines = m.split('\n');
+      const event = lines.find((l) => l.startsWith('event: '))?.slice('event: '.length) ?? 'message';
+      const data = JSON.parse(lines.filter((l) => l.startsWith('data: ')).map((l) => l.slice('data: '.length)).join('\n'));
+      return { event, data };
+    });
+}
+
 /** A request outside the table (for checks). */
 async function api(method: string, path: string, opts: { json?: unknown; headers?: Record<string, string> } = {}) {
   const res = await fetch(new URL(path, server.url), {
@@ -302,6 +377,14 @@ async function api(method: string, path: string, opts: { json?: unknown; headers
 function eventListeners(): number {
   const bus = server.plugins.get<EventBus>('io.berth.events.v1');
   return (bus as unknown as { emitter: EventEmitter }).emitter.listenerCount('event');
+}
+
+/** How many subscribers a pull has (the manager's pulls are private: a test-only peek). */
+function pullListeners(id: string): number {
+  const { manager } = server.plugins.get<{ manager: unknown }>('io.berth.service.v1', 'pulls');
+  const pull = (manager as { pulls: Map<string, { events: EventEmitter }> }).pulls.get(id);
+  assert.ok(pull, `pull ${id}`);
+  return pull.events.listenerCount('event');
 }
 
 /** Where the content plugin keeps a blob (containerd's layout under the plugin's root). */
@@ -363,11 +446,12 @@ async function call(op: DocOperation, row: Row): Promise<Res> {
   for (const [k, v] of row.query ?? []) url.searchParams.append(k, v);
   const headers: Record<string, string> = { ...row.headers };
   let body: string | Uint8Array<ArrayBuffer> | undefined;
-  if (typeof row.body === 'string') body = row.body;
-  else if (Buffer.isBuffer(row.body)) body = new Uint8Array(row.body);
-  else if (row.body !== undefined) {
+  const given = typeof row.body === 'function' ? row.body() : row.body;
+  if (typeof given === 'string') body = given;
+  else if (Buffer.isBuffer(given)) body = new Uint8Array(given);
+  else if (given !== undefined) {
     headers['content-type'] ??= 'application/json';
-    body = JSON.stringify(row.body);
+    body = JSON.stringify(given);
   }
   const abort = new AbortController();
   const res = await fetch(url, { method: op.method.toUpperCase(), headers, body, signal: abort.signal });
@@ -1636,6 +1720,348 @@ const rows: Row[] = [
     },
   },
 
+
+  // ---- pulls (from a registry started for this file: see `before` below) ----
+  { name: 'start pull: a malformed reference is 400 naming it', op: 'startPull', status: 400, body: { ref: 'Bad_Ref!!:x' }, check: (r) => mentions(r, 'Bad_Ref!!:x') },
+  { name: 'start pull: without a ref is 400', op: 'startPull', status: 400, body: {} },
+  { name: 'start pull: an unknown property is 400', op: 'startPull', status: 400, body: { ref: 'alpine', platfrom: 'linux/amd64' } },
+  {
+    name: 'start pull: a malformed platform is 400 naming it',
+    op: 'startPull',
+    status: 400,
+    body: { ref: 'alpine', platform: 'linux/amd64/v1/x' },
+    check: (r) => mentions(r, 'linux/amd64/v1/x'),
+  },
+  {
+    name: 'start pull: platform and allPlatforms together is 400',
+    op: 'startPull',
+    status: 400,
+    body: { ref: 'alpine', platform: 'linux/amd64', allPlatforms: true },
+  },
+  {
+    name: 'start pull: unpack is not implemented yet (501), nothing started',
+    op: 'startPull',
+    status: 501,
+    body: { ref: 'alpine', unpack: true },
+    check: async (r) => {
+      assert.equal(errorCode(r), 'not_implemented');
+      mentions(r, 'unpack');
+      assert.deepEqual((await api('GET', '/v1/pulls')).json.items, []);
+    },
+  },
+  { name: 'list pulls: none yet', op: 'listPulls', status: 200, check: (r) => assert.deepEqual(r.json.items, []) },
+  {
+    name: 'start pull: wait=true answers 200 when done, the image recorded, every blob fetched',
+    op: 'startPull',
+    status: 200,
+    query: [['wait', 'true']],
+    body: () => ({ ref: `${registry.host}/test/app:1`, platform: 'linux/amd64' }),
+    check: async (r) => {
+      const amd64 = multi.images[0];
+      assert.equal(r.json.state, 'done', JSON.stringify(r.json.error));
+      assert.equal(r.json.image, `${registry.host}/test/app:1`);
+      assert.equal(r.json.namespace, 'default');
+      assert.match(r.json.startedAt, /\.\d{9}Z$/);
+      assert.match(r.json.finishedAt, /\.\d{9}Z$/);
+      const want = [multi, amd64, amd64.config, ...amd64.layers].map((b) => b.digest).sort();
+      assert.deepEqual(r.json.blobs.map((b: Json) => b.digest).sort(), want);
+      for (const b of r.json.blobs) {
+        assert.equal(b.state, 'done', JSON.stringify(b));
+        assert.equal(b.offset, b.size);
+      }
+      assert.equal(r.json.bytesFetched, r.json.blobs.reduce((n: number, b: Json) => n + b.size, 0));
+      pulled = r.json.id;
+      const image = await api('GET', `/v1/images/${encodeURIComponent(r.json.image)}`);
+      assert.equal(image.json.target.digest, multi.digest);
+      // The pull's lease went once the image held everything.
+      assert.equal((await api('GET', `/v1/leases/${r.json.lease}`)).status, 404);
+    },
+  },
+  {
+    name: 'list pulls: the namespace\'s pulls, filtered on state',
+    op: 'listPulls',
+    status: 200,
+    query: [['filter', 'state==done']],
+    check: async (r) => {
+      assert.deepEqual(r.json.items.map((p: Json) => p.id), [pulled]);
+      assert.deepEqual((await api('GET', '/v1/pulls', { headers: { 'berth-namespace': nsA } })).json.items, []);
+    },
+  },
+  { name: 'list pulls: unparsable filter is 400', op: 'listPulls', status: 400, query: [['filter', 'state==']] },
+  {
+    name: 'get pull: by id',
+    op: 'getPull',
+    status: 200,
+    params: { id: 'pulled' },
+    before: async () => {
+      rowParams.id = pulled;
+    },
+    check: (r) => {
+      assert.equal(r.json.id, pulled);
+      assert.equal(r.json.state, 'done');
+    },
+  },
+  { name: 'get pull: unknown is 404 naming it', op: 'getPull', status: 404, params: { id: 'no-such-pull' }, check: (r) => mentions(r, 'no-such-pull') },
+  {
+    name: 'get pull: a pull of another namespace is 404',
+    op: 'getPull',
+    status: 404,
+    params: { id: 'pulled' },
+    headers: { 'berth-namespace': nsA },
+    before: async () => {
+      rowParams.id = pulled;
+    },
+  },
+  {
+    name: 'pull events: an ended pull sends its view and its final event, then the stream ends',
+    op: 'streamPullEvents',
+    status: 200,
+    params: { id: 'pulled' },
+    before: async () => {
+      rowParams.id = pulled;
+    },
+    check: (r) => {
+      const messages = sseMessages(r.body.toString('utf8'));
+      assert.deepEqual(messages.map((m) => m.event), ['pull', 'done']);
+      assert.equal(messages[0].data.id, pulled);
+      assert.equal(messages[0].data.state, 'done');
+      assert.deepEqual(messages[1].data, { type: 'done', image: `${registry.host}/test/app:1` });
+    },
+  },
+  { name: 'pull events: unknown is 404 before any stream', op: 'streamPullEvents', status: 404, params: { id: 'no-such-pull' } },
+  {
+    name: 'pull events: a running pull streams per-blob progress and ends after its final event',
+    op: 'streamPullEvents',
+    status: 200,
+    params: { id: 'big' },
+    before: async () => {
+      const started = await api('POST', '/v1/pulls', { json: { ref: `${registry.host}/test/big:1` } });
+      assert.equal(started.status, 202, JSON.stringify(started.json));
+      rowParams.id = started.json.id;
+    },
+    stream: { until: (text) => sseMessages(text).some((m) => ['done', 'failed', 'cancelled'].includes(m.event) && !('digest' in m.data)) },
+    check: async (r) => {
+      const messages = sseMessages(r.body.toString('utf8'));
+      assert.equal(messages[0].event, 'pull', 'the pull as it is, first');
+      const last = messages[messages.length - 1];
+      assert.equal(last.event, 'done', JSON.stringify(last.data));
+      assert.equal(last.data.image, `${registry.host}/test/big:1`);
+      for (const m of messages.slice(1)) {
+        assert.equal(m.data.type, m.event);
+        if (m.data.digest) assert.ok(m.data.mediaType, `a blob's event names its media type: ${JSON.stringify(m.data)}`);
+      }
+      // Every blob ends up done in the first view or by an event.
+      const final = (await api('GET', `/v1/pulls/${rowParams.id}`)).json;
+      assert.equal(final.blobs.length, 3);
+      for (const b of final.blobs) {
+        const seen = messages[0].data.blobs.some((x: Json) => x.digest === b.digest && x.state === 'done') ||
+          messages.some((m) => m.event === 'done' && m.data.digest === b.digest);
+        assert.ok(seen, `blob ${b.digest} done in the stream`);
+      }
+      // The big layer's progress arrived as it was written (unless the pull beat the subscription).
+      const progress = messages.filter((m) => m.event === 'progress');
+      if (messages[0].data.state === 'running' && progress.length > 0) {
+        assert.ok(progress.every((m, i) => i === 0 || m.data.offset >= progress[i - 1].data.offset || m.data.digest !== progress[i - 1].data.digest));
+      }
+    },
+  },
+  {
+    name: 'start pull: 202 at once with the pull\'s id (Location), a registry that never answers',
+    op: 'startPull',
+    status: 202,
+    body: () => ({ ref: `${silent.host}/test/hang:1` }),
+    check: (r) => {
+      assert.equal(r.json.state, 'running');
+      assert.equal(r.headers.get('location'), `/v1/pulls/${r.json.id}`);
+      assert.match(r.json.lease, /^pull-/);
+      hanging = r.json.id;
+    },
+  },
+  {
+    name: 'pull events: a client that leaves a running pull\'s stream is unsubscribed',
+    op: 'streamPullEvents',
+    status: 200,
+    params: { id: 'hanging' },
+    before: async () => {
+      rowParams.id = hanging;
+    },
+    stream: { until: (text) => text.includes('event: pull\n') },
+    check: async (r) => {
+      const [first] = sseMessages(r.body.toString('utf8'));
+      assert.equal(first.data.state, 'running');
+      for (let i = 0; pullListeners(hanging) !== 0; i++) {
+        assert.ok(i < 200, `the pull still has ${pullListeners(hanging)} subscribers after the client left`);
+        await sleep(10);
+      }
+    },
+  },
+  {
+    name: 'cancel pull: stops a running pull and answers with its final state',
+    op: 'cancelPull',
+    status: 200,
+    params: { id: 'hanging' },
+    before: async () => {
+      rowParams.id = hanging;
+    },
+    check: (r) => {
+      assert.equal(r.json.state, 'cancelled');
+      assert.equal(r.json.error.code, 'failed_precondition');
+      mentions(r, hanging);
+      assert.match(r.json.finishedAt, /\.\d{9}Z$/);
+    },
+  },
+  {
+    name: 'cancel pull: an ended pull is left as it is',
+    op: 'cancelPull',
+    status: 200,
+    params: { id: 'pulled' },
+    before: async () => {
+      rowParams.id = pulled;
+    },
+    check: (r) => assert.equal(r.json.state, 'done'),
+  },
+  { name: 'cancel pull: unknown is 404', op: 'cancelPull', status: 404, params: { id: 'no-such-pull' } },
+  ...(['getPull', 'cancelPull', 'streamPullEvents'] as const).map(
+    (op): Row => ({
+      name: 'a Berth-Namespace that is no identifier is 400',
+      op,
+      status: 400,
+      params: { id: 'pulled' },
+      headers: { 'berth-namespace': 'bad/ns' },
+      before: async () => {
+        rowParams.id = pulled;
+      },
+    }),
+  ),
+  {
+    name: 'start pull: an unreachable registry makes the pull fail, saying why',
+    op: 'startPull',
+    status: 200,
+    query: [['wait', 'true']],
+    body: () => ({ ref: `127.0.0.1:${closedPort}/test/none:1` }),
+    check: (r) => {
+      assert.equal(r.json.state, 'failed');
+      assert.ok(r.json.error?.message, JSON.stringify(r.json));
+      assert.equal(r.json.image, undefined);
+    },
+  },
+  {
+    name: 'start pull: a tag the registry does not have fails with not_found naming it',
+    op: 'startPull',
+    status: 200,
+    query: [['wait', 'true']],
+    body: () => ({ ref: `${registry.host}/test/app:nope` }),
+    check: (r) => {
+      assert.equal(r.json.state, 'failed');
+      assert.equal(r.json.error.code, 'not_found', JSON.stringify(r.json.error));
+      assert.ok(r.json.error.message.includes('nope'), r.json.error.message);
+    },
+  },
+
+  // ---- inspect ----
+  {
+    name: 'inspect image: the index, the host\'s manifest, config, layers with diff IDs, platforms, history, size',
+    op: 'inspectImage',
+    status: 200,
+    params: { name: 'app' },
+    before: async () => {
+      rowParams.name = `${registry.host}/test/app:1`;
+    },
+    check: (r) => {
+      const amd64 = multi.images[0];
+      assert.equal(r.json.name, `${registry.host}/test/app:1`);
+      assert.equal(r.json.target.digest, multi.digest);
+      assert.deepEqual(r.json.index, multi.manifest.json);
+      assert.equal(r.json.manifestDescriptor.digest, amd64.digest);
+      assert.deepEqual(r.json.manifest, amd64.manifest.json);
+      assert.deepEqual(r.json.config, amd64.config.json);
+      assert.deepEqual(
+        r.json.layers,
+        amd64.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: l.diffID })),
+      );
+      assert.equal(r.json.platform, 'linux/amd64');
+      assert.deepEqual(r.json.platforms, ['linux/amd64', 'linux/arm64']);
+      assert.deepEqual(r.json.history, amd64.config.json.history);
+      assert.equal(r.json.totalSize, multi.size + amd64.size + amd64.config.size + amd64.layers.reduce((n, l) => n + l.size, 0));
+    },
+  },
+  {
+    name: 'inspect image: a platform whose manifest was not pulled is 404 naming it',
+    op: 'inspectImage',
+    status: 404,
+    params: { name: 'app' },
+    query: [['platform', 'linux/arm64']],
+    before: async () => {
+      rowParams.name = `${registry.host}/test/app:1`;
+    },
+    check: (r) => mentions(r, multi.images[1].digest),
+  },
+  {
+    name: 'inspect image: a malformed platform is 400',
+    op: 'inspectImage',
+    status: 400,
+    params: { name: 'app' },
+    query: [['platform', 'linux/amd64/v1/x']],
+    before: async () => {
+      rowParams.name = `${registry.host}/test/app:1`;
+    },
+  },
+  {
+    name: 'inspect image: after pulling all platforms, any platform of the index',
+    op: 'inspectImage',
+    status: 200,
+    params: { name: 'app' },
+    query: [['platform', 'linux/arm64']],
+    before: async () => {
+      rowParams.name = `${registry.host}/test/app:1`;
+      const all = await api('POST', '/v1/pulls?wait=true', { json: { ref: `${registry.host}/test/app:1`, allPlatforms: true } });
+      assert.equal(all.json?.state, 'done', JSON.stringify(all.json));
+    },
+    check: (r) => {
+      assert.equal(r.json.manifestDescriptor.digest, multi.images[1].digest);
+      assert.equal(r.json.platform, 'linux/arm64');
+    },
+  },
+  {
+    name: 'inspect image: a single-manifest image has no index; its platform from the config',
+    op: 'inspectImage',
+    status: 200,
+    params: { name: 'big' },
+    before: async () => {
+      rowParams.name = `${registry.host}/test/big:1`;
+    },
+    check: (r) => {
+      assert.equal(r.json.index, undefined);
+      assert.equal(r.json.target.mediaType, big.mediaType);
+      assert.deepEqual(r.json.platforms, ['linux/amd64']);
+      assert.equal(r.json.layers[0].diffId, big.layers[0].diffID);
+    },
+  },
+  { name: 'inspect image: unknown is 404 naming it', op: 'inspectImage', status: 404, params: { name: 'nope:1' }, check: (r) => mentions(r, 'nope:1') },
+  {
+    name: 'inspect image: a target the store does not have is 404 naming it',
+    op: 'inspectImage',
+    status: 404,
+    params: { name: 'ghost:1' },
+    before: async () => {
+      const res = await api('POST', '/v1/images', { json: { name: 'ghost:1', target: { mediaType: manifestType, digest: missing, size: 10 } } });
+      assert.equal(res.status, 201);
+    },
+    check: (r) => mentions(r, missing),
+    after: async () => void (await api('DELETE', `/v1/images/${encodeURIComponent('ghost:1')}`)),
+  },
+  {
+    name: 'inspect image: a target that is no manifest or index is 412',
+    op: 'inspectImage',
+    status: 412,
+    params: { name: 'blob:1' },
+    before: async () => {
+      const res = await api('POST', '/v1/images', { json: { name: 'blob:1', target: { mediaType: 'application/octet-stream', digest: missing, size: 10 } } });
+      assert.equal(res.status, 201);
+    },
+    check: (r) => mentions(r, 'application/octet-stream'),
+    after: async () => void (await api('DELETE', `/v1/images/${encodeURIComponent('blob:1')}`)),
+  },
 ];
 
 describe('answers match openapi.yaml', () => {
@@ -1644,10 +2070,18 @@ describe('answers match openapi.yaml', () => {
 
   before(async () => {
     server = await startTestServer();
+    registry = await startRegistry();
+    big = buildImage({ format: 'docker', layers: [await bigLayer(8 << 20)] });
+    await pushImage(registry, 'test/app', '1', multi);
+    await pushImage(registry, 'test/big', '1', big);
+    silent = await silentServer();
+    closedPort = await freePort();
   });
   after(async () => {
     await releaseIngest().catch(() => {});
     await server?.destroy();
+    await silent?.close();
+    await registry?.stop();
   });
 
   for (const row of rows) {

@@ -446,7 +446,9 @@ describe('GET /v1/plugins', () => {
       assert.deepEqual([...gc.requires].sort(), ['io.berth.content.v1', 'io.berth.events.v1', 'io.berth.metadata.v1']);
 
       const services = items.filter((p) => p.type === 'io.berth.service.v1').map((p) => p.id);
-      assert.deepEqual([...services].sort(), ['content', 'images', 'leases', 'namespaces'], 'the services');
+      assert.deepEqual([...services].sort(), ['content', 'images', 'leases', 'namespaces', 'pulls'], 'the services');
+      const pulls = items.find((p) => p.type === 'io.berth.service.v1' && p.id === 'pulls');
+      assert.deepEqual([...pulls!.requires].sort(), ['io.berth.events.v1', 'io.berth.metadata.v1']);
 
       assert.equal(items.length, builtinPlugins.length, 'every built-in plugin, once');
       for (const p of items) assert.equal(p.status, 'ok', `${p.type}.${p.id}: ${p.message}`);

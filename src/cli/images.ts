@@ -21,6 +21,56 @@ function shortType(mediaType: string): string {
   return mediaType;
 }
 
+interface InspectJson {
+  name: string;
+  target: { mediaType: string; digest: string; size: number };
+  index?: Record<string, unknown>;
+  manifestDescriptor: { mediaType: string; digest: string; size: number };
+  manifest: Record<string, unknown>;
+  config: {
+    created?: string;
+    author?: string;
+    config?: { Entrypoint?: string[]; Cmd?: string[]; Env?: string[]; WorkingDir?: string; User?: string };
+    [k: string]: unknown;
+  };
+  layers: Array<{ digest: string; size: number; mediaType: string; diffId?: string }>;
+  platform?: string;
+  platforms: string[];
+  history: Array<{ created?: string; created_by?: string; empty_layer?: boolean; comment?: string }>;
+  totalSize: number;
+}
+
+function printInspection(i: InspectJson): void {
+  const c = i.config.config ?? {};
+  const lines: Array<[string, string]> = [
+    ['name', i.name],
+    ['target', `${i.target.digest} (${shortType(i.target.mediaType)}, ${humanSize(i.target.size)})`],
+    ...(i.index ? [['manifest', `${i.manifestDescriptor.digest} (${shortType(i.manifestDescriptor.mediaType)}, ${humanSize(i.manifestDescriptor.size)})`] as [string, string]] : []),
+    ['platform', i.platform ?? '-'],
+    ['platforms', i.platforms.join(', ') || '-'],
+    ['total size', `${i.totalSize} (${humanSize(i.totalSize)})`],
+    ...(i.config.created ? [['created', i.config.created] as [string, string]] : []),
+    ...(c.Entrypoint?.length ? [['entrypoint', JSON.stringify(c.Entrypoint)] as [string, string]] : []),
+    ...(c.Cmd?.length ? [['cmd', JSON.stringify(c.Cmd)] as [string, string]] : []),
+    ...(c.WorkingDir ? [['workdir', c.WorkingDir] as [string, string]] : []),
+    ...(c.User ? [['user', c.User] as [string, string]] : []),
+    ...(c.Env ?? []).map((e): [string, string] => ['env', e]),
+  ];
+  const width = Math.max(...lines.map(([k]) => k.length));
+  for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(width + 2)}${v}\n`);
+  process.stdout.write('\nlayers:\n');
+  printTable(
+    ['DIGEST', 'SIZE', 'DIFF ID', 'MEDIA TYPE'],
+    i.layers.map((l) => [l.digest, humanSize(l.size), l.diffId ?? '-', l.mediaType]),
+  );
+  if (i.history.length === 0) return;
+  process.stdout.write('\nhistory:\n');
+  printTable(
+    ['CREATED', 'CREATED BY', 'LAYER'],
+    i.history.map((h) => [h.created ?? '-', (h.created_by ?? h.comment ?? '-').replace(/\s+/g, ' '), h.empty_layer ? 'empty' : 'yes']),
+  );
+}
+
 export function registerImages(program: Command, client: () => BerthClient): void {
   const images = program.command('images').alias('image').description('manage images in the namespace');
 
@@ -72,6 +122,19 @@ export function registerImages(program: Command, client: () => BerthClient): voi
       ];
       const width = Math.max(...lines.map(([k]) => k.length));
       for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(width + 2)}${v}\n`);
+    });
+
+  images
+    .command('inspect <name>')
+    .description('what an image is made of: index, manifest, config, layers (with diff IDs), platforms, history, size')
+    .option('--platform <platform>', 'the manifest of an index to show, os/arch[/variant] (default: this host\'s, or any stored)')
+    .option('--json', 'print JSON (with the index, manifest and config documents)')
+    .action(async (name: string, opts: { platform?: string; json?: boolean }) => {
+      const inspection = await client().json<InspectJson>('GET', `/v1/images/${seg(name)}/inspect`, {
+        query: { platform: opts.platform },
+      });
+      if (opts.json) return printJson(inspection);
+      printInspection(inspection);
     });
 
   images

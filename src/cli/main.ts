@@ -9,6 +9,7 @@ import { registerImages } from './images.js';
 import { registerLeases } from './leases.js';
 import { registerNamespaces } from './namespaces.js';
 import { registerPlugins } from './plugins.js';
+import { registerPulls } from './pulls.js';
 import { registerServe } from './serve.js';
 
 export async function main(argv: string[]): Promise<void> {
@@ -34,6 +35,7 @@ export async function main(argv: string[]): Promise<void> {
   registerPlugins(program, getClient);
   registerContent(program, getClient);
   registerNamespaces(program, getClient);
+  registerPulls(program, getClient);
   registerImages(program, getClient);
   registerLeases(program, getClient);
   registerGc(program, getClient);

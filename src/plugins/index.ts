@@ -3,6 +3,7 @@ import { contentPlugin } from './content.js';
 import { eventsPlugin } from './events.js';
 import { gcPlugin } from './gc.js';
 import { metadataPlugin } from './metadata.js';
+import { pullPlugin } from './pull.js';
 import type { Registration } from './registry.js';
 import { contentServicePlugin, imageServicePlugin, leaseServicePlugin, namespaceServicePlugin } from './services.js';
 
@@ -15,4 +16,5 @@ export const builtinPlugins: Registration[] = [
   imageServicePlugin,
   leaseServicePlugin,
   namespaceServicePlugin,
+  pullPlugin,
 ] as Registration[];

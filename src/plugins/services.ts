@@ -28,8 +28,10 @@ export const imageServicePlugin: Registration<ImageService> = {
   type: serviceType,
   id: 'images',
   requires: [metadataType, eventsType, gcType],
-  init: async (ctx) =>
-    new ImageService(ctx.get<Metadata>(metadataType).images, ctx.get<EventBus>(eventsType), ctx.get<Gc>(gcType).scheduler),
+  init: async (ctx) => {
+    const { images, content } = ctx.get<Metadata>(metadataType);
+    return new ImageService(images, ctx.get<EventBus>(eventsType), ctx.get<Gc>(gcType).scheduler, content);
+  },
 };
 
 export const leaseServicePlugin: Registration<LeaseService> = {

@@ -4,14 +4,21 @@ import type { EventBus } from '../events/bus.js';
 import type { GcScheduler } from '../gc/scheduler.js';
 import type { GcResult } from '../gc/collector.js';
 import type { OpContext } from '../metadata/context.js';
+import type { MetadataContentStore } from '../metadata/content.js';
 import type { Image, ImageInput, ImageStore } from '../metadata/images.js';
+import { ImageInspector, type ImageInspection, type InspectOptions } from './inspect.js';
 
 export class ImageService {
+  private readonly inspector: ImageInspector;
+
   constructor(
     private readonly images: ImageStore,
     private readonly events: EventBus,
     private readonly gc: GcScheduler,
-  ) {}
+    content: MetadataContentStore,
+  ) {
+    this.inspector = new ImageInspector(images, content);
+  }
 
   list(ctx: OpContext, filters: string[]): Promise<Image[]> {
     return this.images.list(ctx, filters);
@@ -19,6 +26,11 @@ export class ImageService {
 
   get(ctx: OpContext, name: string): Promise<Image> {
     return this.images.get(ctx, name);
+  }
+
+  /** The image's index, manifest, config, layers, platforms and history, from the content store. */
+  inspect(ctx: OpContext, name: string, opts: InspectOptions = {}): Promise<ImageInspection> {
+    return this.inspector.inspect(ctx, name, opts);
   }
 
   async create(ctx: OpContext, image: ImageInput): Promise<Image> {

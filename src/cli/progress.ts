@@ -1,0 +1,250 @@
+// A pull's progress as `berth pull` shows it, built from the pull's event stream: on a terminal
+// one line per blob (kind, short digest, state, a bar, bytes/total) redrawn in place with ANSI
+// escapes, as `ctr images pull` does; otherwise a plain line whenever a blob changes state.
+import { humanSize } from './table.js';
+
+export interface BlobJson {
+  digest: string;
+  mediaType: string;
+  size: number;
+  offset: number;
+  state: string;
+}
+
+export interface PullJson {
+  id: string;
+  ref: string;
+  namespace: string;
+  state: 'running' | 'done' | 'failed' | 'cancelled';
+  error?: { code: string; message: string };
+  image?: string;
+  lease: string;
+  bytesFetched: number;
+  startedAt: string;
+  finishedAt?: string;
+  blobs: BlobJson[];
+}
+
+/** One event of `GET /v1/pulls/{id}/events` (its `data`). */
+export interface PullEventJson {
+  type: string;
+  digest?: string;
+  mediaType?: string;
+  offset?: number;
+  size?: number;
+  ref?: string;
+  image?: string;
+  error?: { code: string; message: string };
+}
+
+interface Blob {
+  digest: string;
+  mediaType?: string;
+  size: number;
+  offset: number;
+  state: string;
+}
+
+const finalStates = new Set(['done', 'failed', 'cancelled']);
+
+/** True for the event that ends a pull (a blob's `done` has a digest; the pull's has none). */
+export function isFinal(e: PullEventJson): boolean {
+  return finalStates.has(e.type) && e.digest === undefined;
+}
+
+/** `application/vnd.oci.image.layer.v1.tar+gzip` → `layer`, and so on; undefined if unknown. */
+export function blobKind(mediaType: string | undefined): string | undefined {
+  if (!mediaType) return undefined;
+  if (/image\.index|manifest\.list/.test(mediaType)) return 'index';
+  if (/manifest/.test(mediaType)) return 'manifest';
+  if (/config|container\.image/.test(mediaType)) return 'config';
+  if (/layer|rootfs/.test(mediaType)) return 'layer';
+  return 'blob';
+}
+
+/** `sha256:0123456789abcdef...` → `sha256:0123456789ab` */
+export const shortDigest = (d: string): string => d.replace(/^([^:]+:)(.{12}).*$/, '$1$2');
+
+function bar(offset: number, size: number, width: number): string {
+  const filled = size > 0 ? Math.min(width, Math.floor((offset / size) * width)) : width;
+  return '|' + '+'.repeat(filled) + '-'.repeat(width - filled) + '|';
+}
+
+/** Seconds with two decimals and a speed in MB/s (10^6 bytes, as network speeds are quoted). */
+export function rate(bytes: number, ms: number): string {
+  const s = Math.max(ms, 1) / 1000;
+  return `${s.toFixed(2)} s (${(bytes / 1e6 / s).toFixed(1)} MB/s)`;
+}
+
+export interface ProgressOptions {
+  out: NodeJS.WriteStream | NodeJS.WritableStream;
+  /** Redraw in place (a terminal) or print a line per state change. */
+  tty: boolean;
+  /** Terminal size, for a TTY. */
+  columns?: () => number;
+  rows?: () => number;
+  now?: () => number;
+}
+
+export class PullProgress {
+  private readonly blobs = new Map<string, Blob>();
+  private ref = '';
+  private target?: { digest: string; mediaType: string; size: number };
+  private state = 'running';
+  private bytes = 0;
+  private started: number;
+  private drawn = 0;
+  private dirty = false;
+  private lastDraw = 0;
+  private timer?: NodeJS.Timeout;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: ProgressOptions) {
+    this.now = opts.now ?? Date.now;
+    this.started = this.now();
+    if (opts.tty) {
+      opts.out.write('\x1b[?25l'); // hide the cursor while redrawing
+      // The elapsed time moves even when no bytes arrive.
+      this.timer = setInterval(() => this.draw(true), 500);
+      this.timer.unref();
+    }
+  }
+
+  /** The pull as it was when the stream started (`event: pull`). */
+  view(p: PullJson): void {
+    this.ref = p.ref;
+    this.state = p.state;
+    this.bytes = p.bytesFetched;
+    const started = Date.parse(p.startedAt);
+    if (!Number.isNaN(started)) this.started = started;
+    if (!this.opts.tty) this.opts.out.write(`pulling ${p.ref} (pull ${p.id})\n`);
+    for (const b of p.blobs) {
+      this.blobs.set(b.digest, { ...b });
+      if (!this.opts.tty && b.state !== 'waiting') this.line(b, this.describe(b));
+    }
+    this.changed();
+  }
+
+  /** One event of the stream. */
+  event(e: PullEventJson): void {
+    if (isFinal(e)) {
+      this.state = e.type;
+      return this.changed(true);
+    }
+    switch (e.type) {
+      case 'resolving':
+        if (!this.opts.tty) this.opts.out.write(`resolving ${e.ref}\n`);
+        break;
+      case 'resolved':
+        this.target = { digest: e.digest!, mediaType: e.mediaType!, size: e.size! };
+        if (!this.opts.tty) this.opts.out.write(`resolved ${e.digest} (${blobKind(e.mediaType) ?? e.mediaType}, ${humanSize(e.size ?? 0)})\n`);
+        break;
+      case 'downloading': {
+        const b = this.blob(e);
+        b.state = 'downloading';
+        b.offset = e.offset ?? 0;
+        if (!this.opts.tty) this.line(b, b.offset > 0 ? `downloading from ${humanSize(b.offset)} of ${humanSize(b.size)}` : `downloading ${humanSize(b.size)}`);
+        break;
+      }
+      case 'progress': {
+        const b = this.blob(e);
+        const before = b.offset;
+        b.offset = e.offset ?? b.offset;
+        if (b.offset > before) this.bytes += b.offset - before;
+        break;
+      }
+      case 'done':
+      case 'exists': {
+        const b = this.blob(e);
+        // A blob two manifests share is reached twice: said once.
+        const again = b.state === 'done' || b.state === 'exists';
+        if (!again) b.state = e.type;
+        b.offset = b.size;
+        if (!this.opts.tty && !again) this.line(b, e.type === 'done' ? `done ${humanSize(b.size)}` : 'exists (already stored)');
+        break;
+      }
+      default:
+        return;
+    }
+    this.changed();
+  }
+
+  /** Draws the last frame (TTY) and restores the cursor. */
+  finish(final?: PullJson): void {
+    if (final) {
+      this.state = final.state;
+      this.bytes = final.bytesFetched;
+      for (const b of final.blobs) this.blobs.set(b.digest, { ...this.blobs.get(b.digest), ...b });
+    }
+    clearInterval(this.timer);
+    if (this.opts.tty) {
+      this.draw(true);
+      this.opts.out.write('\x1b[?25h');
+    }
+  }
+
+  private describe(b: Blob): string {
+    return b.state === 'done' || b.state === 'exists' ? `${b.state} ${humanSize(b.size)}` : `${b.state} ${humanSize(b.offset)}/${humanSize(b.size)}`;
+  }
+
+  private line(b: Blob, what: string): void {
+    const kind = blobKind(b.mediaType ?? (this.target?.digest === b.digest ? this.target.mediaType : undefined));
+    this.opts.out.write(`${kind ? `${kind} ` : ''}${shortDigest(b.digest)} ${what}\n`);
+  }
+
+  private blob(e: PullEventJson): Blob {
+    let b = this.blobs.get(e.digest!);
+    if (!b) {
+      b = { digest: e.digest!, size: e.size ?? 0, offset: 0, state: 'waiting' };
+      if (this.target && this.target.digest === e.digest) b.mediaType = this.target.mediaType;
+      this.blobs.set(e.digest!, b);
+    }
+    if (e.size !== undefined) b.size = e.size;
+    if (e.mediaType !== undefined) b.mediaType = e.mediaType;
+    return b;
+  }
+
+  private changed(now = false): void {
+    this.dirty = true;
+    this.draw(now);
+  }
+
+  /** Redraws at most every 100 ms (or now). */
+  private draw(force: boolean): void {
+    if (!this.opts.tty) return;
+    const t = this.now();
+    if (!force && (!this.dirty || t - this.lastDraw < 100)) return;
+    this.dirty = false;
+    this.lastDraw = t;
+    const columns = Math.max(40, this.opts.columns?.() ?? 80);
+    const rows = Math.max(4, this.opts.rows?.() ?? 24);
+    const lines = this.frame(rows - 2).map((l) => (l.length > columns - 1 ? l.slice(0, columns - 1) : l));
+    let text = this.drawn > 0 ? `\x1b[${this.drawn}F` : '';
+    for (const l of lines) text += `\x1b[2K${l}\n`;
+    text += '\x1b[J';
+    this.opts.out.write(text);
+    this.drawn = lines.length;
+  }
+
+  /** The lines of one frame: a line per blob (finished ones folded when they do not fit), then totals. */
+  private frame(maxLines: number): string[] {
+    let blobs = [...this.blobs.values()];
+    const lines: string[] = [];
+    if (blobs.length + 2 > maxLines) {
+      const finished = blobs.filter((b) => b.state === 'done' || b.state === 'exists');
+      blobs = blobs.filter((b) => !finished.includes(b)).slice(0, Math.max(0, maxLines - 3));
+      lines.push(`${finished.length} blobs done (${humanSize(finished.reduce((n, b) => n + b.size, 0))})`);
+    }
+    const kindWidth = 8;
+    for (const b of blobs) {
+      const kind = blobKind(b.mediaType ?? (this.target?.digest === b.digest ? this.target.mediaType : undefined)) ?? '';
+      lines.push(
+        `${kind.padEnd(kindWidth)} ${shortDigest(b.digest).padEnd(19)}  ${b.state.padEnd(11)} ${bar(b.offset, b.size, 30)} ${humanSize(b.offset)}/${humanSize(b.size)}`,
+      );
+    }
+    const elapsed = this.now() - this.started;
+    const state = this.state === 'running' ? (this.target || this.blobs.size > 0 ? 'fetching' : 'resolving') : this.state;
+    lines.push(`${this.ref}  ${state}  elapsed ${(elapsed / 1000).toFixed(1)} s  fetched ${humanSize(this.bytes)}`);
+    return lines;
+  }
+}

@@ -1,0 +1,164 @@
+// `berth pull REF` (start a pull and follow its event stream to the end) and `berth pulls
+// ls|get|cancel` (pulls as resources).
+import type { Command } from 'commander';
+import { collect } from './args.js';
+import { ApiError, BerthClient, seg } from './client.js';
+import { readSse } from './events.js';
+import { blobKind, isFinal, PullProgress, rate, shortDigest, type PullEventJson, type PullJson } from './progress.js';
+import { age, humanSize, printJson, printTable } from './table.js';
+
+const durationMs = (p: PullJson): number => (p.finishedAt ? Date.parse(p.finishedAt) : Date.now()) - Date.parse(p.startedAt);
+
+/** `fetched 8.0 MiB in 0.31 s (27.1 MB/s); 5 blobs, 2 already stored` */
+export function summary(p: PullJson): string {
+  const stored = p.blobs.filter((b) => b.state === 'exists').length;
+  return (
+    `fetched ${humanSize(p.bytesFetched)} in ${rate(p.bytesFetched, durationMs(p))}; ` +
+    `${p.blobs.length} blob${p.blobs.length === 1 ? '' : 's'}${stored > 0 ? `, ${stored} already stored` : ''}`
+  );
+}
+
+/** Follows a pull's event stream until its final event; the pull's final state. */
+async function follow(c: BerthClient, id: string, progress: PullProgress | undefined, signal: AbortSignal): Promise<PullJson> {
+  // The server sends a keep-alive every 15 s: a minute of silence means it is gone.
+  const res = await c.send('GET', `/v1/pulls/${seg(id)}/events`, { bodyTimeout: 60_000, signal });
+  let ended = false;
+  let why = 'the server ended it before the pull ended';
+  try {
+    await readSse(res.body, (event, data) => {
+      if (ended) return;
+      if (event === 'pull') return progress?.view(JSON.parse(data) as PullJson);
+      const e = JSON.parse(data) as PullEventJson;
+      progress?.event(e);
+      if (isFinal(e)) ended = true;
+    });
+  } catch (err) {
+    if (signal.aborted) throw err;
+    why = (err as Error).message;
+  }
+  if (!ended) throw new ApiError(0, 'unavailable', `lost the event stream of pull ${id} from ${c.address}: ${why}`);
+  return c.json<PullJson>('GET', `/v1/pulls/${seg(id)}`);
+}
+
+export function registerPulls(program: Command, client: () => BerthClient): void {
+  program
+    .command('pull <ref>')
+    .description('pull an image from its registry into the content store, showing progress')
+    .option('--platform <platform>', 'the platform to pull from an index, os/arch[/variant] (default: this host\'s)')
+    .option('--all-platforms', 'pull every platform of an index')
+    .option('--json', 'print only the pull\'s final state, as JSON')
+    .addHelpText(
+      'after',
+      '\nOn a terminal, one line per blob is redrawn as it downloads; otherwise a line is printed each time a' +
+        '\nblob changes state. Interrupting (Ctrl-C) cancels the pull: what was fetched is kept, and pulling' +
+        '\nagain resumes it.',
+    )
+    .action(async (ref: string, opts: { platform?: string; allPlatforms?: boolean; json?: boolean }) => {
+      const c = client();
+      const started = await c.json<PullJson>('POST', '/v1/pulls', {
+        json: { ref, ...(opts.platform ? { platform: opts.platform } : {}), ...(opts.allPlatforms ? { allPlatforms: true } : {}) },
+      });
+      const out = process.stdout;
+      const progress = opts.json
+        ? undefined
+        : new PullProgress({ out, tty: out.isTTY === true, columns: () => out.columns ?? 80, rows: () => out.rows ?? 24 });
+      const abort = new AbortController();
+      let interrupted = false;
+      const interrupt = () => {
+        interrupted = true;
+        abort.abort();
+      };
+      process.once('SIGINT', interrupt);
+      process.once('SIGTERM', interrupt);
+      let final: PullJson;
+      try {
+        final = await follow(c, started.id, progress, abort.signal);
+      } catch (err) {
+        if (!interrupted) {
+          progress?.finish();
+          throw err;
+        }
+        // Interrupted: cancel the pull on the server (what it fetched stays there, for the next pull).
+        final = await c.json<PullJson>('DELETE', `/v1/pulls/${seg(started.id)}`);
+        progress?.finish(final);
+        if (!opts.json) process.stderr.write(`berth: pull ${started.id} cancelled: what was fetched is kept; pull again to resume\n`);
+        else printJson(final);
+        process.exitCode = 130;
+        return;
+      } finally {
+        process.off('SIGINT', interrupt);
+        process.off('SIGTERM', interrupt);
+      }
+      progress?.finish(final);
+      if (opts.json) printJson(final);
+      if (final.state !== 'done') {
+        throw new Error(final.error?.message ?? `pull ${final.id} ${final.state}`);
+      }
+      if (!opts.json) out.write(`${final.image}: ${summary(final)}\n`);
+    });
+
+  const pulls = program.command('pulls').description('pulls in the namespace (running, and ended since the server started)');
+
+  pulls
+    .command('ls')
+    .alias('list')
+    .description('list pulls')
+    .option('--filter <expr>', 'containerd filter on id, ref, state, image, lease, e.g. state==running (repeat for OR)', collect)
+    .option('-q, --quiet', 'print only ids')
+    .option('--json', 'print JSON')
+    .action(async (opts: { filter?: string[]; quiet?: boolean; json?: boolean }) => {
+      const { items } = await client().json<{ items: PullJson[] }>('GET', '/v1/pulls', { query: { filter: opts.filter } });
+      if (opts.json) return printJson(items);
+      if (opts.quiet) return items.forEach((p) => process.stdout.write(p.id + '\n'));
+      printTable(
+        ['ID', 'REF', 'STATE', 'BLOBS', 'FETCHED', 'STARTED', 'ERROR'],
+        items.map((p) => [
+          p.id,
+          p.ref,
+          p.state,
+          `${p.blobs.filter((b) => b.state === 'done' || b.state === 'exists').length}/${p.blobs.length}`,
+          humanSize(p.bytesFetched),
+          age(p.startedAt),
+          p.error?.message ?? '-',
+        ]),
+      );
+    });
+
+  pulls
+    .command('get <id>')
+    .description('show one pull and its blobs')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts: { json?: boolean }) => {
+      const p = await client().json<PullJson>('GET', `/v1/pulls/${seg(id)}`);
+      if (opts.json) return printJson(p);
+      const lines: Array<[string, string]> = [
+        ['id', p.id],
+        ['ref', p.ref],
+        ['state', p.state],
+        ...(p.error ? [['error', `${p.error.message} (${p.error.code})`] as [string, string]] : []),
+        ...(p.image ? [['image', p.image] as [string, string]] : []),
+        ['lease', p.lease],
+        ['started', p.startedAt],
+        ...(p.finishedAt ? [['finished', p.finishedAt] as [string, string]] : []),
+        ['fetched', `${humanSize(p.bytesFetched)} in ${rate(p.bytesFetched, durationMs(p))}`],
+      ];
+      const width = Math.max(...lines.map(([k]) => k.length));
+      for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(width + 2)}${v}\n`);
+      if (p.blobs.length === 0) return;
+      process.stdout.write('\n');
+      printTable(
+        ['KIND', 'DIGEST', 'STATE', 'OFFSET', 'SIZE'],
+        p.blobs.map((b) => [blobKind(b.mediaType) ?? '-', shortDigest(b.digest), b.state, String(b.offset), humanSize(b.size)]),
+      );
+    });
+
+  pulls
+    .command('cancel <id...>')
+    .description('cancel running pulls (what they fetched is kept: pulling again resumes it)')
+    .action(async (ids: string[]) => {
+      for (const id of ids) {
+        const p = await client().json<PullJson>('DELETE', `/v1/pulls/${seg(id)}`);
+        process.stdout.write(`${p.id} ${p.state}\n`);
+      }
+    });
+}

@@ -1,0 +1,131 @@
+// The pulls service: the pull manager as the API sees it — pulls belong to the namespace that
+// started them (another namespace gets not_found), lists take filters, and the manager's events
+// are told apart from the final one that ends a pull's stream.
+import { BerthError, invalidArgument, notFound } from '../errors.js';
+import { objectAdaptor, parseFilters } from '../filters/index.js';
+import { checkNamespace, type OpContext } from '../metadata/context.js';
+import type { PullManager, PullRequest, PullState, PullView } from '../pull/manager.js';
+
+/** One event of a pull, as the manager emits it: `{type, ...}`. */
+export interface PullEvent {
+  type: string;
+  [key: string]: unknown;
+}
+
+export interface StartOptions extends PullRequest {
+  /** Unpack the layers into a snapshotter once fetched: not implemented yet. */
+  unpack?: boolean;
+}
+
+const finalStates: ReadonlySet<string> = new Set<PullState>(['done', 'failed', 'cancelled']);
+
+/**
+ * True for the event that ends a pull. A blob's `done` carries its `digest`; the pull's own
+ * `done`, `failed` or `cancelled` (which share those names) does not.
+ */
+export function isFinalEvent(e: PullEvent): boolean {
+  return finalStates.has(e.type) && !('digest' in e);
+}
+
+/** The final event of a pull that has ended, as the manager sent it. */
+export function finalEvent(view: PullView): PullEvent {
+  return {
+    type: view.state,
+    ...(view.error ? { error: view.error } : {}),
+    ...(view.image ? { image: view.image } : {}),
+  };
+}
+
+export class PullService {
+  constructor(private readonly manager: PullManager) {}
+
+  async start(ctx: OpContext, opts: StartOptions): Promise<PullView> {
+    checkNamespace(ctx);
+    if (opts.platform !== undefined && opts.allPlatforms) {
+      throw invalidArgument(`pull ${JSON.stringify(opts.ref)}: give platform or allPlatforms, not both`);
+    }
+    if (opts.unpack) {
+      throw new BerthError('not_implemented', `pull ${JSON.stringify(opts.ref)}: unpack is not implemented yet (pull without it)`);
+    }
+    return this.manager.start(ctx, {
+      ref: opts.ref,
+      ...(opts.platform !== undefined ? { platform: opts.platform } : {}),
+      ...(opts.allPlatforms ? { allPlatforms: true } : {}),
+    });
+  }
+
+  /** The namespace's pulls, oldest first; filter fields `id`, `ref`, `state`, `image`, `lease`. */
+  list(ctx: OpContext, filters: string[] = []): PullView[] {
+    const filter = parseFilters(filters);
+    return this.manager
+      .list(checkNamespace(ctx))
+      .filter((p) => filter(objectAdaptor({ id: p.id, ref: p.ref, state: p.state, image: p.image, lease: p.lease })))
+      .sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime());
+  }
+
+  get(ctx: OpContext, id: string): PullView {
+    return this.own(ctx, id);
+  }
+
+  /** Waits for the pull to end; its final view. */
+  async wait(ctx: OpContext, id: string): Promise<PullView> {
+    this.own(ctx, id);
+    return this.manager.wait(id);
+  }
+
+  /** Cancels a running pull (an ended one is left as it is); its final view. */
+  async cancel(ctx: OpContext, id: string): Promise<PullView> {
+    this.own(ctx, id);
+    return this.manager.cancel(id);
+  }
+
+  /**
+   * Listens to a pull: `onView` gets the view as it is now, then `onEvent` every event until the
+   * final one — at once for a pull that has ended. Returns the unsubscribe function (the
+   * subscription ends by itself after the final event).
+   */
+  follow(ctx: OpContext, id: string, onView: (view: PullView) => void, onEvent: (e: PullEvent) => void): () => void {
+    this.own(ctx, id);
+    let ended = false;
+    let unsubscribe = () => {};
+    const stop = () => {
+      ended = true;
+      unsubscribe();
+    };
+    // Subscribed first, then the view: nothing the manager emits in between can be missed (both
+    // happen in this turn of the event loop).
+    // A blob's events carry its media type as well (the manager's have only the digest): looked
+    // up in the pull's view once per blob.
+    const mediaTypes = new Map<string, string>();
+    const withMediaType = (e: PullEvent): PullEvent => {
+      if (typeof e.digest !== 'string' || e.mediaType !== undefined) return e;
+      let mediaType = mediaTypes.get(e.digest);
+      if (mediaType === undefined) {
+        for (const b of this.manager.get(id).blobs) mediaTypes.set(b.digest, b.mediaType);
+        mediaType = mediaTypes.get(e.digest);
+      }
+      return mediaType === undefined ? e : { ...e, mediaType };
+    };
+    unsubscribe = this.manager.subscribe(id, (raw) => {
+      if (ended) return;
+      const e = withMediaType(raw as PullEvent);
+      onEvent(e);
+      if (isFinalEvent(e)) stop();
+    });
+    const view = this.manager.get(id);
+    for (const b of view.blobs) mediaTypes.set(b.digest, b.mediaType);
+    onView(view);
+    if (!ended && view.state !== 'running') {
+      onEvent(finalEvent(view));
+      stop();
+    }
+    return stop;
+  }
+
+  private own(ctx: OpContext, id: string): PullView {
+    const ns = checkNamespace(ctx);
+    const view = this.manager.get(id); // not_found naming the id
+    if (view.namespace !== ns) throw notFound(`pull ${JSON.stringify(id)}: not found in namespace ${ns}`);
+    return view;
+  }
+}
