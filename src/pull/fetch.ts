@@ -56,8 +56,9 @@ export class BlobFetcher {
     for (;;) {
       const flight = this.flights.get(desc.digest);
       if (!flight) break;
-      // Someone is downloading it: wait, then adopt what they committed (or try ourselves).
-      await flight.catch(() => {});
+      // Someone is downloading it: wait (or give up when cancelled), then adopt what they
+      // committed — or try ourselves.
+      await waitUnlessAborted(flight.catch(() => {}), signal);
     }
     let outcome: FetchOutcome = 'exists';
     const flight = this.download(ctx, ref, desc, labels, progress, signal).then((o) => {
@@ -127,4 +128,15 @@ export class BlobFetcher {
       }
     });
   }
+}
+
+/** Resolves with `p`, or rejects with the signal's reason as soon as it aborts. */
+function waitUnlessAborted(p: Promise<void>, signal?: AbortSignal): Promise<void> {
+  if (!signal) return p;
+  signal.throwIfAborted();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

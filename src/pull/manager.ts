@@ -178,23 +178,30 @@ export class PullManager {
 
   private async run(pull: Pull, ref: ImageReference, matcher: ReturnType<typeof onlyMatcher>): Promise<void> {
     const ctx: OpContext = { namespace: pull.ctx.namespace, lease: pull.lease };
-    const signal = pull.controller.signal;
+    // Stopped by a cancel, or by the first blob that fails: the other downloads end too.
+    const failed = new AbortController();
+    const signal = AbortSignal.any([pull.controller.signal, failed.signal]);
     try {
       await withSpan('pull', { 'berth.ref': ref.toString(), 'berth.pull': pull.id }, async () => {
         pull.emit('resolving', { ref: ref.toString() });
         const target = await withSpan('pull.resolve', { 'berth.ref': ref.toString() }, () => this.resolver.resolve(ref, signal));
         pull.emit('resolved', { digest: target.digest, mediaType: target.mediaType, size: target.size });
-        await this.walk(pull, ctx, ref, target, matcher, signal);
+        await this.walk(pull, ctx, ref, target, matcher, signal).catch((err) => {
+          failed.abort(err);
+          throw err;
+        });
         const name = ref.toString();
         await withSpan('pull.commit', { 'berth.image': name }, () => this.record(ctx, name, target));
         pull.image = name;
       });
+      // The image holds everything now: this pull's lease can go, and so can those of earlier
+      // failed or cancelled pulls of the same image (their partial blobs are committed now).
+      await this.releaseLeases(pull, ref);
       pull.state = 'done';
-      // The image holds everything now: the lease can go.
-      await this.leases.delete(pull.ctx, pull.lease).catch(() => {});
     } catch (err) {
-      pull.state = signal.aborted ? 'cancelled' : 'failed';
-      const cause = signal.aborted ? signal.reason : err;
+      const cancelled = pull.controller.signal.aborted;
+      pull.state = cancelled ? 'cancelled' : 'failed';
+      const cause = cancelled ? pull.controller.signal.reason : err;
       pull.error = { code: errorCode(cause), message: (cause as Error).message };
     } finally {
       pull.finishedAt = new Date();
@@ -204,6 +211,15 @@ export class PullManager {
         ref: pull.request.ref,
         ...(pull.error ? { error: pull.error.message } : {}),
       });
+    }
+  }
+
+  private async releaseLeases(pull: Pull, ref: ImageReference): Promise<void> {
+    const running = new Set([...this.pulls.values()].filter((p) => p !== pull && p.state === 'running').map((p) => p.lease));
+    const earlier = await this.leases.list(pull.ctx, [`labels."berth.io/pull"==${JSON.stringify(ref.toString())}`]);
+    for (const lease of earlier) {
+      if (running.has(lease.id)) continue;
+      await this.leases.delete(pull.ctx, lease.id).catch(() => {}); // gone already: fine
     }
   }
 
@@ -224,7 +240,9 @@ export class PullManager {
     // Labels for every child before platform filtering, as containerd writes them.
     const labels = childGcLabels(children);
     await this.content.update(ctx, desc.digest, labels, Object.keys(labels).map((k) => `labels.${k}`));
-    if (isIndex(desc.mediaType)) children = selectManifests(children, matcher, matcher === allMatcher ? 0 : 1);
+    if (isIndex(desc.mediaType)) {
+      children = selectManifests(children, matcher, matcher === allMatcher ? 0 : 1, { index: desc.digest });
+    }
     await this.limited(children, (child) => this.walk(pull, ctx, ref, child, matcher, signal));
   }
 
