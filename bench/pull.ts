@@ -805,10 +805,10 @@ async function main(): Promise<void> {
       (foreignCpu > 0.05 * cpus * roundsWall ? ' — the machine was not quiet: treat the figures as noisy' : ''),
   );
   const verdict = (what: string, ok: boolean) => `${what}: ${ok ? 'MET' : 'MISSED'}`;
-  console.log(`verdict: ${verdict(`berth ${vsSkopeo.median.toFixed(2)}x skopeo (target <= ${targets.skopeoRatio.toFixed(1)}x)`, vsSkopeo.median <= targets.skopeoRatio)}`);
-  console.log(`verdict: ${verdict(`berth ${vsCtr.median.toFixed(2)}x ctr (target <= ${targets.ctrRatio.toFixed(1)}x)`, vsCtr.median <= targets.ctrRatio)}`);
+  console.log(`verdict: ${verdict(`berth ${vsSkopeo.median.toFixed(3)}x skopeo (target <= ${targets.skopeoRatio.toFixed(1)}x)`, vsSkopeo.median <= targets.skopeoRatio)}`);
+  console.log(`verdict: ${verdict(`berth ${vsCtr.median.toFixed(3)}x ctr (target <= ${targets.ctrRatio.toFixed(1)}x)`, vsCtr.median <= targets.ctrRatio)}`);
   console.log(
-    `verdict: ${verdict(`${concurrent} concurrent ${nVsOne.median.toFixed(2)}x one pull (target <= ${targets.concurrentRatio.toFixed(1)}x)`, nVsOne.median <= targets.concurrentRatio)}`,
+    `verdict: ${verdict(`${concurrent} concurrent ${nVsOne.median.toFixed(3)}x one pull (target <= ${targets.concurrentRatio.toFixed(1)}x)`, nVsOne.median <= targets.concurrentRatio)}`,
   );
   console.log(`verdict: ${verdict(`peak RSS ${(peak / MB).toFixed(1)} MB (target < ${targets.rssMB} MB)`, peak / MB < targets.rssMB)}`);
   if (cpuProfDir) summariseProfile(cpuProfDir);
