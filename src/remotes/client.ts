@@ -2,7 +2,7 @@
 // connection reuse through undici pools, authorisation on challenge, redirects followed without
 // the registry's credentials when they lead to another host (blob storage), and retries with
 // backoff on resets, 5xx and 429 — honouring `Retry-After`.
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { BerthError } from '../errors.js';
 import type { Authorizer } from './auth.js';
 import type { RegistryHost } from './hosts.js';
@@ -38,6 +38,13 @@ export interface ClientOptions {
   maxRetryAfterMs?: number;
   connections?: number;
 }
+
+/**
+ * undici, loaded on the first registry request: it costs about 20 MB of resident memory (its
+ * HTTP parser), which a server that never pulls should not carry.
+ */
+let undiciModule: Promise<typeof import('undici')> | undefined;
+export const loadUndici = (): Promise<typeof import('undici')> => (undiciModule ??= import('undici'));
 
 const retryStatus = new Set([408, 429, 500, 502, 503, 504]);
 const transient = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED']);
@@ -118,10 +125,11 @@ export class RegistryClient {
         const authorization = await this.authorizer.authorize(req.host.host, req.scopes);
         if (authorization) headers.authorization = authorization;
       }
+      const { request } = await loadUndici();
       const res = await request(url, {
         method: req.method,
         headers,
-        dispatcher: this.agentFor(sameHost ? req.host : undefined),
+        dispatcher: await this.agentFor(sameHost ? req.host : undefined),
         signal: req.signal,
       });
       const location = res.headers.location;
@@ -135,10 +143,11 @@ export class RegistryClient {
     throw new BerthError('unavailable', `${req.method} ${this.url(req)}: stopped after 10 redirects`);
   }
 
-  private agentFor(host: RegistryHost | undefined): Agent {
+  private async agentFor(host: RegistryHost | undefined): Promise<Agent> {
     const key = host ? `${host.skipVerify}|${host.ca.join('')}` : 'default';
     let agent = this.agents.get(key);
     if (!agent) {
+      const { Agent } = await loadUndici();
       agent = new Agent({
         connections: this.opts.connections,
         connect: host ? { rejectUnauthorized: !host.skipVerify, ...(host.ca.length ? { ca: host.ca } : {}) } : undefined,

@@ -1,8 +1,8 @@
 // Bearer tokens from a registry's token service (containerd auth/fetch.go): the OAuth2 POST when
 // there is a secret (falling back to GET as containerd does), the anonymous GET otherwise.
-import { request } from 'undici';
 import { BerthError } from '../errors.js';
 import type { Credentials, TokenResponse } from './auth.js';
+import { loadUndici } from './client.js';
 
 /** Tokens without `expires_in` live 60 s (the distribution spec's default). */
 const defaultLifetimeS = 60;
@@ -15,6 +15,7 @@ export async function fetchToken(
   userAgent = 'berth/0.1',
 ): Promise<TokenResponse> {
   const realmHost = new URL(realm).host;
+  const { request } = await loadUndici();
   if (creds?.secret) {
     const form = new URLSearchParams();
     if (scopes.length > 0) form.set('scope', scopes.join(' '));
