@@ -15,6 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
+import { median, procCpuSeconds, procStatusKiB, RssSampler, timed } from './measure.js';
 
 const MiB = 1 << 20;
 const MB = 1e6;
@@ -70,20 +71,8 @@ function run(cmd: string, args: string[]): Promise<string> {
 }
 
 /** Seconds taken by `fn`, wall clock. */
-async function timed(fn: () => Promise<void>): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t0) / 1e9;
-}
-
 /** `sync` before each timed step, so the previous step's dirty pages are not billed to it. */
 const syncAll = () => run('sync', []).then(() => undefined);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolvePromise, reject) => {
@@ -132,53 +121,6 @@ async function makeSource(path: string, size: number): Promise<string> {
 
 // ---- the berth server process -------------------------------------------------------------------
 
-const clkTck = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-/** A field of /proc/<pid>/status in kB (KiB), e.g. VmRSS or VmHWM. */
-function procStatusKiB(pid: number, field: string): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no ${field} in /proc/${pid}/status`);
-  return Number(m[1]);
-}
-
-/** User + system CPU seconds of a process so far, from /proc/<pid>/stat. */
-function procCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from #3 (state) on
-  return (Number(fields[11]) + Number(fields[12])) / clkTck; // #14 utime, #15 stime
-}
-
-/** Samples VmRSS every 100 ms; keeps the overall maximum and the maximum since `window()`. */
-class RssSampler {
-  max = 0;
-  windowMax = 0;
-  private readonly timer: NodeJS.Timeout;
-
-  constructor(private readonly pid: number) {
-    this.timer = setInterval(() => this.sample(), 100);
-    this.sample();
-  }
-
-  sample(): number {
-    try {
-      const bytes = procStatusKiB(this.pid, 'VmRSS') * 1024;
-      this.max = Math.max(this.max, bytes);
-      this.windowMax = Math.max(this.windowMax, bytes);
-      return bytes;
-    } catch {
-      return 0; // the process is gone
-    }
-  }
-
-  window(): void {
-    this.windowMax = 0;
-    this.sample();
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-  }
-}
 
 interface Berth {
   url: string;

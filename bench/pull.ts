@@ -10,7 +10,7 @@
 //
 // It installs nothing: docker-registry, skopeo and containerd (with ctr) must be there (Debian:
 // `apt-get install docker-registry skopeo containerd`); it says so and stops when one is missing.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -18,6 +18,7 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
+import { clkTck, median, procCpuSeconds, RssSampler, timed } from './measure.js';
 import { bigLayer, buildImage, pushImage, type Image } from '../test/fixtures/images.js';
 import { freePort, REGISTRY_BIN, startRegistry, type Registry } from '../test/fixtures/registry.js';
 
@@ -111,19 +112,6 @@ async function runMeasured(cmd: string, args: string[], scratch: string): Promis
   return { cpu: user + sys, maxRss: maxKiB * 1024 };
 }
 
-/** Seconds taken by `fn`, wall clock. */
-async function timed(fn: () => Promise<void>): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t0) / 1e9;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function waitExit(p: ChildProcess, ms: number): Promise<boolean> {
@@ -151,22 +139,6 @@ async function stopProcess(p: ChildProcess, name: string, ms = 15_000): Promise<
 
 // ---- /proc --------------------------------------------------------------------------------------
 
-const clkTck = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
-
-/** A field of /proc/<pid>/status in kB (KiB), e.g. VmRSS or VmHWM. */
-function procStatusKiB(pid: number, field: string): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no ${field} in /proc/${pid}/status`);
-  return Number(m[1]);
-}
-
-/** User + system CPU seconds of a process so far, from /proc/<pid>/stat. */
-function procCpuSeconds(pid: number, path = `/proc/${pid}/stat`): number {
-  const stat = readFileSync(path, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from #3 (state) on
-  return (Number(fields[11]) + Number(fields[12])) / clkTck; // #14 utime, #15 stime
-}
-
 /** Busy CPU seconds of the whole machine so far (all CPUs), from /proc/stat. */
 function machineBusySeconds(): number {
   const [, user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
@@ -189,46 +161,6 @@ function procThreadCpu(pid: number): { main: number; others: number } {
     }
   }
   return { main, others };
-}
-
-/** Samples VmRSS every 100 ms; keeps the overall maximum and the maximum since `window()`. */
-class RssSampler {
-  max = 0;
-  windowMax = 0;
-  private readonly timer: NodeJS.Timeout;
-
-  constructor(private readonly pid: number) {
-    this.timer = setInterval(() => this.sample(), 100);
-    this.sample();
-  }
-
-  sample(): number {
-    try {
-      const bytes = procStatusKiB(this.pid, 'VmRSS') * 1024;
-      this.max = Math.max(this.max, bytes);
-      this.windowMax = Math.max(this.windowMax, bytes);
-      return bytes;
-    } catch {
-      return 0; // the process is gone
-    }
-  }
-
-  window(): void {
-    this.windowMax = 0;
-    this.sample();
-  }
-
-  hwm(): number {
-    try {
-      return procStatusKiB(this.pid, 'VmHWM') * 1024;
-    } catch {
-      return 0;
-    }
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-  }
 }
 
 // ---- the berth server ---------------------------------------------------------------------------
