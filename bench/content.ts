@@ -6,7 +6,7 @@
 //   npx tsc -p . && node --import tsx bench/content.ts [--size-mib 1024] [--runs 3] [--cpu-prof DIR]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -15,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
-import { median, procCpuSeconds, procStatusKiB, RssSampler, timed } from './measure.js';
+import { median, procCpuSeconds, procStatusKiB, RssSampler, summariseProfile, timed } from './measure.js';
 
 const MiB = 1 << 20;
 const MB = 1e6;
@@ -229,44 +229,6 @@ async function deleteBlob(url: string, digest: string): Promise<void> {
   await expectStatus(res, 204, 'DELETE content');
 }
 
-// ---- CPU profile summary ------------------------------------------------------------------------
-
-interface CpuProfile {
-  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
-  startTime: number;
-  endTime: number;
-  samples: number[];
-  timeDeltas: number[];
-}
-
-/** The functions with the most self time in the newest profile in `dir`. */
-function summariseProfile(dir: string, top = 15): void {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort();
-  const file = files.at(-1);
-  if (!file) {
-    console.log(`no .cpuprofile in ${dir}`);
-    return;
-  }
-  const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const self = new Map<string, number>();
-  let busy = 0;
-  profile.samples.forEach((id, i) => {
-    const frame = byId.get(id)!.callFrame;
-    const us = profile.timeDeltas[i + 1] ?? 0; // the delta that follows a sample is its duration
-    if (frame.functionName === '(idle)') return;
-    const where = frame.url ? ` ${frame.url.replace(`file://${projectDir}/`, '')}:${frame.lineNumber + 1}` : '';
-    const key = `${frame.functionName || '(anonymous)'}${where}`;
-    self.set(key, (self.get(key) ?? 0) + us);
-    busy += us;
-  });
-  const total = profile.endTime - profile.startTime;
-  console.log(`\nCPU profile ${join(dir, file)}: main thread busy ${(busy / 1e6).toFixed(2)} s of ${(total / 1e6).toFixed(2)} s`);
-  console.log('self time (main thread, not idle); fs writes and fsync run on libuv threads and do not show here');
-  for (const [key, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) {
-    console.log(`  ${(us / 1e3).toFixed(0).padStart(7)} ms ${((100 * us) / busy).toFixed(1).padStart(5)}%  ${key}`);
-  }
-}
 
 // ---- the benchmark ------------------------------------------------------------------------------
 

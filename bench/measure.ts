@@ -1,6 +1,10 @@
 // What the benchmarks measure of a process, read from /proc, and how they summarise it.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const projectDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Seconds taken by `fn`, wall clock. */
 export async function timed(fn: () => Promise<void>): Promise<number> {
@@ -69,5 +73,52 @@ export class RssSampler {
 
   stop(): void {
     clearInterval(this.timer);
+  }
+}
+
+// ---- CPU profile summary ------------------------------------------------------------------------
+
+interface CpuProfile {
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** The functions and files with the most self time in the newest profile in `dir` (paths shown relative to the project). */
+export function summariseProfile(dir: string, top = 20): void {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort();
+  const file = files.at(-1);
+  if (!file) {
+    console.log(`no .cpuprofile in ${dir}`);
+    return;
+  }
+  const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map<string, number>();
+  const byFile = new Map<string, number>();
+  let busy = 0;
+  profile.samples.forEach((id, i) => {
+    const frame = byId.get(id)!.callFrame;
+    const us = profile.timeDeltas[i + 1] ?? 0; // the delta that follows a sample is its duration
+    if (frame.functionName === '(idle)') return;
+    const url = frame.url.replace(`file://${projectDir}/`, '');
+    const where = url ? ` ${url}:${frame.lineNumber + 1}` : '';
+    const key = `${frame.functionName || '(anonymous)'}${where}`;
+    self.set(key, (self.get(key) ?? 0) + us);
+    const f = url || frame.functionName;
+    byFile.set(f, (byFile.get(f) ?? 0) + us);
+    busy += us;
+  });
+  const total = profile.endTime - profile.startTime;
+  console.log(`\nCPU profile ${join(dir, file)}: main thread busy ${(busy / 1e6).toFixed(2)} s of ${(total / 1e6).toFixed(2)} s`);
+  console.log('self time (main thread, not idle); fs writes and fsync run on libuv threads and do not show here');
+  for (const [key, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    console.log(`  ${(us / 1e3).toFixed(0).padStart(7)} ms ${((100 * us) / busy).toFixed(1).padStart(5)}%  ${key}`);
+  }
+  console.log('self time by file:');
+  for (const [key, us] of [...byFile].sort((a, b) => b[1] - a[1]).slice(0, 12)) {
+    console.log(`  ${(us / 1e3).toFixed(0).padStart(7)} ms ${((100 * us) / busy).toFixed(1).padStart(5)}%  ${key}`);
   }
 }
