@@ -1,10 +1,11 @@
 // Images: a name pointing at a target descriptor, with labels, in the request's namespace.
 // Names contain `/` and `:` and travel URL-encoded in one path segment.
 import type { FastifyPluginAsync } from 'fastify';
-import { invalidArgument } from '../src/errors.js';
+import { BerthError, invalidArgument } from '../src/errors.js';
 import type { Descriptor } from '../src/metadata/db.js';
 import { routeSchema } from '../src/openapi.js';
 import type { ImageService } from '../src/services/images.js';
+import type { UnpackService } from '../src/services/unpack.js';
 import { parseDigest } from '../store/digest.js';
 import type { Labels } from '../store/types.js';
 import { opContext } from './context.js';
@@ -14,7 +15,7 @@ interface NameParams {
   name: string;
 }
 
-export const imageRoutes: FastifyPluginAsync<{ images: ImageService }> = async (app, { images }) => {
+export const imageRoutes: FastifyPluginAsync<{ images: ImageService; unpack?: UnpackService }> = async (app, { images, unpack }) => {
   app.get<{ Querystring: { filter?: string[] } }>(
     '/v1/images',
     { schema: routeSchema('get', '/v1/images') },
@@ -31,6 +32,16 @@ export const imageRoutes: FastifyPluginAsync<{ images: ImageService }> = async (
     '/v1/images/:name',
     { schema: routeSchema('get', '/v1/images/{name}') },
     async (req) => imageView(await images.get(opContext(req), req.params.name)),
+  );
+
+  app.post<{ Params: NameParams; Body: { snapshotter?: string; platform?: string } }>(
+    '/v1/images/:name/unpack',
+    { schema: routeSchema('post', '/v1/images/{name}/unpack') },
+    async (req) => {
+      if (!unpack) throw new BerthError('not_implemented', 'unpack unavailable: the pulls plugin (which holds the unpacker) did not load');
+      const r = await unpack.unpack(opContext(req), req.params.name, req.body ?? {});
+      return { snapshotter: r.snapshotter, chainId: r.chainId, unpacked: r.unpacked, existing: r.existing };
+    },
   );
 
   app.get<{ Params: NameParams; Querystring: { platform?: string } }>(

@@ -7,6 +7,10 @@ import type { Image } from '../src/metadata/images.js';
 import type { Lease, Resource } from '../src/metadata/leases.js';
 import type { Namespace } from '../src/metadata/namespaces.js';
 import type { PullView } from '../src/pull/manager.js';
+import type { SnapshotInfo } from '../src/snapshots/types.js';
+import type { Container } from '../src/metadata/containers.js';
+import type { ExitStatus } from '../src/runtime/task.js';
+import type { TaskView } from '../src/services/tasks.js';
 
 export function infoView(info: Info) {
   return {
@@ -99,5 +103,46 @@ export function pullView(p: PullView) {
     startedAt: formatTimestamp(p.startedAt),
     ...(p.finishedAt ? { finishedAt: formatTimestamp(p.finishedAt) } : {}),
     blobs: p.blobs.map((b) => ({ digest: b.digest, mediaType: b.mediaType, size: b.size, offset: b.offset, state: b.state })),
+    unpacks: p.unpacks.map((u) => ({ snapshotter: u.snapshotter, chainId: u.chainId, unpacked: u.unpacked, existing: u.existing })),
   };
+}
+
+export function snapshotView(info: SnapshotInfo) {
+  return {
+    kind: info.kind,
+    name: info.name,
+    ...(info.parent ? { parent: info.parent } : {}),
+    labels: info.labels,
+    createdAt: formatTimestamp(info.createdAt),
+    updatedAt: formatTimestamp(info.updatedAt),
+  };
+}
+
+export function containerView(c: Container) {
+  return {
+    id: c.id,
+    image: c.image,
+    runtime: c.runtime,
+    ...(c.snapshotter ? { snapshotter: c.snapshotter } : {}),
+    ...(c.snapshotKey ? { snapshotKey: c.snapshotKey } : {}),
+    spec: c.spec,
+    labels: c.labels,
+    createdAt: formatTimestamp(c.createdAt),
+    updatedAt: formatTimestamp(c.updatedAt),
+  };
+}
+
+export function taskView(t: TaskView) {
+  return {
+    id: t.id,
+    status: t.status,
+    pid: t.pid,
+    ...(t.exitCode !== undefined ? { exitCode: t.exitCode } : {}),
+    ...(t.startedAt ? { startedAt: formatTimestamp(t.startedAt) } : {}),
+    ...(t.exitedAt ? { exitedAt: formatTimestamp(t.exitedAt) } : {}),
+  };
+}
+
+export function exitView(e: ExitStatus) {
+  return { exitCode: e.exitCode, exitedAt: formatTimestamp(e.exitedAt) };
 }

@@ -17,7 +17,22 @@ export interface Config {
   requiredPlugins: string[];
   /** `[plugins."<type>.<id>"]` tables, handed to each plugin's init. */
   plugins: Record<string, Record<string, unknown>>;
+  /** `<type>.<id>` of built-in plugins not to load (containerd's `disabled_plugins`). */
+  disabledPlugins: string[];
+  /** `[proxy_plugins.<name>]`: components served by another process over a unix socket. */
+  proxyPlugins: Record<string, ProxyPluginConfig>;
   logLevel: string;
+}
+
+export interface ProxyPluginConfig {
+  /** Only `snapshot` so far. */
+  type: 'snapshot';
+  /** The serving process's socket: `/run/x.sock` or `unix:///run/x.sock`. */
+  address: string;
+  /** The snapshotter's name on the remote server (default: this plugin's name). */
+  snapshotter?: string;
+  /** The namespace the remote keeps this server's snapshots in (default `berth-proxy`). */
+  namespace?: string;
 }
 
 export const defaultAddress = '127.0.0.1:7420';
@@ -34,7 +49,7 @@ export function defaultState(root: string): string {
   return process.env.XDG_RUNTIME_DIR ? join(process.env.XDG_RUNTIME_DIR, 'berth') : join(root, 'state');
 }
 
-const keys = new Set(['root', 'state', 'address', 'required_plugins', 'plugins', 'log_level']);
+const keys = new Set(['root', 'state', 'address', 'required_plugins', 'disabled_plugins', 'plugins', 'proxy_plugins', 'log_level']);
 
 /** Reads the configuration file (if any) and applies `overrides` on top of it. */
 export async function loadConfig(file: string | undefined, overrides: Partial<Config> = {}): Promise<Config> {
@@ -68,8 +83,35 @@ export async function loadConfig(file: string | undefined, overrides: Partial<Co
     requiredPlugins: overrides.requiredPlugins ??
       (table.required_plugins as string[] | undefined) ?? ['io.berth.metadata.v1.level', 'io.berth.content.v1.content'],
     plugins: overrides.plugins ?? (table.plugins as Config['plugins'] | undefined) ?? {},
+    disabledPlugins: overrides.disabledPlugins ?? stringList(table.disabled_plugins, 'disabled_plugins', file) ?? [],
+    proxyPlugins: overrides.proxyPlugins ?? proxyPlugins(table.proxy_plugins, file),
     logLevel: overrides.logLevel ?? str('log_level') ?? 'info',
   };
+}
+
+function stringList(v: unknown, key: string, file: string | undefined): string[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw invalidArgument(`config ${file}: ${key} must be a list of strings`);
+  return v as string[];
+}
+
+function proxyPlugins(v: unknown, file: string | undefined): Record<string, ProxyPluginConfig> {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null) throw invalidArgument(`config ${file}: proxy_plugins must be a table`);
+  const out: Record<string, ProxyPluginConfig> = {};
+  for (const [name, raw] of Object.entries(v as Record<string, Record<string, unknown>>)) {
+    const where = `config ${file}: proxy_plugins.${name}`;
+    for (const k of Object.keys(raw)) {
+      if (!['type', 'address', 'snapshotter', 'namespace'].includes(k)) throw invalidArgument(`${where}: unknown key ${JSON.stringify(k)}`);
+    }
+    if (raw.type !== 'snapshot') throw invalidArgument(`${where}: type must be "snapshot" (the only kind of proxy plugin)`);
+    if (typeof raw.address !== 'string' || !raw.address) throw invalidArgument(`${where}: address (a unix socket path) is required`);
+    for (const k of ['snapshotter', 'namespace'] as const) {
+      if (raw[k] !== undefined && typeof raw[k] !== 'string') throw invalidArgument(`${where}: ${k} must be a string`);
+    }
+    out[name] = raw as unknown as ProxyPluginConfig;
+  }
+  return out;
 }
 
 export type ListenAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };

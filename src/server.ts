@@ -14,13 +14,17 @@ import { leaseRoutes } from '../routes/leases.js';
 import { namespaceRoutes } from '../routes/namespaces.js';
 import { pluginRoutes } from '../routes/plugins.js';
 import { pullRoutes } from '../routes/pulls.js';
+import { snapshotRoutes } from '../routes/snapshots.js';
+import { containerRoutes } from '../routes/containers.js';
 import { parseAddress, type Config } from './config.js';
 import { BerthError, errorCode, httpStatus, type ErrorCode } from './errors.js';
 import { componentSchemas } from './openapi.js';
 import type { EventBus } from './events/bus.js';
 import { eventsType } from './plugins/events.js';
 import { gcType, type Gc } from './plugins/gc.js';
-import { builtinPlugins } from './plugins/index.js';
+import { metadataType, type Metadata } from './plugins/metadata.js';
+import { runtimeType, type Runtime } from './plugins/runtime.js';
+import { pluginsFor } from './plugins/index.js';
 import type { Pulls } from './plugins/pull.js';
 import { serviceType } from './plugins/services.js';
 import { PluginSet, type PluginLogger, type Registration } from './plugins/registry.js';
@@ -29,7 +33,9 @@ import type { ContentService } from './services/content.js';
 import type { ImageService } from './services/images.js';
 import type { LeaseService } from './services/leases.js';
 import type { NamespaceService } from './services/namespaces.js';
+import type { SnapshotService } from './services/snapshots.js';
 import { PullService } from './services/pulls.js';
+import { UnpackService } from './services/unpack.js';
 import { tracer } from './telemetry.js';
 
 export interface ServerOptions {
@@ -72,7 +78,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       },
     });
     const log: PluginLogger = app.log;
-    plugins = await PluginSet.init(opts.plugins ?? builtinPlugins, {
+    plugins = await PluginSet.init(opts.plugins ?? pluginsFor(config), {
       root: config.root,
       state: config.state,
       config: config.plugins,
@@ -170,12 +176,26 @@ export async function registerApi(app: FastifyInstance, plugins: PluginSet): Pro
   await registerResource(app, 'namespaces', namespaceRoutes, () => ({
     namespaces: plugins.get<NamespaceService>(serviceType, 'namespaces'),
   }));
-  await registerResource(app, 'images', imageRoutes, () => ({ images: plugins.get<ImageService>(serviceType, 'images') }));
+  await registerResource(app, 'images', imageRoutes, () => {
+    const images = plugins.get<ImageService>(serviceType, 'images');
+    let unpack: UnpackService | undefined;
+    const pulls = plugins.getAll<Pulls>(serviceType).get('pulls');
+    if (pulls?.unpacker && pulls.defaultSnapshotter) {
+      const { content, leases } = plugins.get<Metadata>(metadataType);
+      unpack = new UnpackService(images, content, leases, pulls.unpacker, pulls.defaultSnapshotter);
+    }
+    return { images, unpack };
+  });
   await registerResource(app, 'leases', leaseRoutes, () => ({ leases: plugins.get<LeaseService>(serviceType, 'leases') }));
   await registerResource(app, 'garbage collection', gcRoutes, () => ({ gc: plugins.get<Gc>(gcType) }));
-  await registerResource(app, 'pulls', pullRoutes, () => ({
-    pulls: new PullService(plugins.get<Pulls>(serviceType, 'pulls').manager),
+  await registerResource(app, 'pulls', pullRoutes, () => {
+    const pulls = plugins.get<Pulls>(serviceType, 'pulls');
+    return { pulls: new PullService(pulls.manager, pulls.defaultSnapshotter) };
+  });
+  await registerResource(app, 'snapshots', snapshotRoutes, () => ({
+    snapshots: plugins.get<SnapshotService>(serviceType, 'snapshots'),
   }));
+  await registerResource(app, 'containers', containerRoutes, () => plugins.get<Runtime>(runtimeType));
   await registerResource(app, 'events', eventRoutes, () => ({ events: plugins.get<EventBus>(eventsType) }));
 }
 

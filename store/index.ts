@@ -151,6 +151,11 @@ export class LocalStore implements ContentStore {
     return readIngestStatus(ingestPath(this.root, ref), ref);
   }
 
+  /** The file an ingest's bytes are written to (for readers that follow a download). */
+  ingestDataPath(ref: string): string {
+    return join(ingestPath(this.root, ref), ingestFiles.data);
+  }
+
   async listStatuses(filters: string[] = []): Promise<Status[]> {
     const filter = parseFilters(filters);
     let names: string[];

@@ -5,7 +5,7 @@ import { humanSize, printJson, until } from './table.js';
 
 interface GcResultJson {
   removed: { leases: number; images: number; content: number; ingests: number; snapshots: number };
-  backend: { blobs: number; ingests: number };
+  backend: { blobs: number; ingests: number; snapshots: number };
   bytesFreed: number;
   nextExpiry?: string;
   markMs: number;
@@ -38,7 +38,9 @@ export function describeGc(r: GcResultJson, dryRun: boolean): string {
     plural(m.ingests, 'ingest record'),
     ...(m.snapshots ? [plural(m.snapshots, 'snapshot')] : []),
   ].join(', ');
-  const files = `${plural(r.backend.blobs, 'blob')} and ${plural(r.backend.ingests, 'ingest')}`;
+  const files =
+    `${plural(r.backend.blobs, 'blob')} and ${plural(r.backend.ingests, 'ingest')}` +
+    (r.backend.snapshots ? ` (and ${plural(r.backend.snapshots, 'snapshot file system')})` : '');
   const lines = dryRun
     ? [`would remove ${records}`, `would delete ${files} from disk: ${humanSize(r.bytesFreed)} would be freed`]
     : [`removed ${records}`, `deleted ${files} from disk: ${humanSize(r.bytesFreed)} freed`];

@@ -1,7 +1,12 @@
 // `berth images ...`: image records (a name pointing at a target descriptor) in the namespace.
+import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { mountAll, unmountAll } from '../snapshots/mount.js';
+import type { Mount } from '../snapshots/types.js';
 import { collect, labelPatch, parseLabelArgs, positiveInt } from './args.js';
-import { BerthClient, seg } from './client.js';
+import { ApiError, BerthClient, seg } from './client.js';
+import { defaultSnapshotter } from './snapshots.js';
 import { age, formatLabels, humanSize, printJson, printTable } from './table.js';
 
 export interface ImageJson {
@@ -194,4 +199,80 @@ export function registerImages(program: Command, client: () => BerthClient): voi
       if (opts.json) printJson(image);
       else process.stdout.write(`${image.name} ${formatLabels(image.labels)}\n`);
     });
+
+  images
+    .command('unpack <name>')
+    .description('unpack a stored image into snapshots (berth pull does this as it downloads)')
+    .option('--snapshotter <name>', 'the snapshotter (default: the server\'s)')
+    .option('--platform <platform>', 'the manifest of an index to unpack, os/arch[/variant]')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { snapshotter?: string; platform?: string; json?: boolean }) => {
+      const r = await unpackImage(client(), name, opts);
+      if (opts.json) return printJson(r);
+      process.stdout.write(`${name}: ${r.chainId} in ${r.snapshotter} (${r.unpacked} layers extracted, ${r.existing} there already)\n`);
+    });
+
+  images
+    .command('mount <name> <target>')
+    .description('mount a read-only view of an image\'s file system at TARGET (on this machine; needs root)')
+    .option('--snapshotter <name>', 'the snapshotter (default: the server\'s)')
+    .option('--platform <platform>', 'the manifest of an index to mount, os/arch[/variant]')
+    .action(async (name: string, target: string, opts: { snapshotter?: string; platform?: string }) => {
+      const dir = resolve(target);
+      const c = client();
+      const unpacked = await unpackImage(c, name, opts);
+      // The view lives in a lease named after the folder, so unmount finds it and the GC keeps it meanwhile.
+      const lease = mountLease(dir);
+      await c.json('POST', '/v1/leases', { json: { id: lease, labels: { 'berth.io/mount': dir, 'berth.io/image': name } } });
+      const leased = new BerthClient(c.address, { namespace: c.namespace, lease });
+      try {
+        const { mounts } = await leased.json<{ mounts: Mount[] }>('POST', `/v1/snapshotters/${seg(unpacked.snapshotter)}/snapshots/view`, {
+          json: { key: dir, parent: unpacked.chainId },
+        });
+        await mountAll(mounts, dir);
+      } catch (err) {
+        await c.json('DELETE', `/v1/snapshotters/${seg(unpacked.snapshotter)}/snapshots/${seg(dir)}`).catch(() => {});
+        await c.json('DELETE', `/v1/leases/${seg(lease)}`).catch(() => {});
+        throw err;
+      } finally {
+        await leased.close();
+      }
+      process.stdout.write(`${dir}\n`);
+    });
+
+  images
+    .command('unmount <target>')
+    .alias('umount')
+    .description('unmount what berth images mount mounted at TARGET, and remove its view')
+    .option('--snapshotter <name>', 'the snapshotter it was mounted from (default: the server\'s)')
+    .action(async (target: string, opts: { snapshotter?: string }) => {
+      const dir = resolve(target);
+      const c = client();
+      await unmountAll(dir);
+      const sn = opts.snapshotter ?? (await defaultSnapshotter(c));
+      await c.json('DELETE', `/v1/snapshotters/${seg(sn)}/snapshots/${seg(dir)}`).catch((err: ApiError) => {
+        if (err.code !== 'not_found') throw err;
+      });
+      await c.json('DELETE', `/v1/leases/${seg(mountLease(dir))}`).catch((err: ApiError) => {
+        if (err.code !== 'not_found') throw err;
+      });
+      process.stdout.write(`${dir}\n`);
+    });
 }
+
+interface UnpackJson {
+  snapshotter: string;
+  chainId: string;
+  unpacked: number;
+  existing: number;
+}
+
+/** Unpacks (or finds unpacked) an image's snapshots. */
+export function unpackImage(c: BerthClient, name: string, opts: { snapshotter?: string; platform?: string }): Promise<UnpackJson> {
+  return c.json<UnpackJson>('POST', `/v1/images/${seg(name)}/unpack`, {
+    json: { ...(opts.snapshotter ? { snapshotter: opts.snapshotter } : {}), ...(opts.platform ? { platform: opts.platform } : {}) },
+  });
+}
+
+/** The lease of a mount: lease ids are identifiers, so the folder is hashed. */
+const mountLease = (dir: string): string => `mount-${createHash('sha256').update(dir).digest('hex').slice(0, 16)}`;

@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { defaultAddress } from '../config.js';
 import { ApiError, BerthClient } from './client.js';
+import { registerContainers, separateRunArgs } from './containers.js';
 import { registerContent } from './content.js';
 import { registerEvents } from './events.js';
 import { registerGc } from './gc.js';
@@ -11,6 +12,7 @@ import { registerNamespaces } from './namespaces.js';
 import { registerPlugins } from './plugins.js';
 import { registerPulls } from './pulls.js';
 import { registerServe } from './serve.js';
+import { registerSnapshots } from './snapshots.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('berth')
@@ -38,11 +40,13 @@ export async function main(argv: string[]): Promise<void> {
   registerPulls(program, getClient);
   registerImages(program, getClient);
   registerLeases(program, getClient);
+  registerSnapshots(program, getClient);
+  registerContainers(program, getClient);
   registerGc(program, getClient);
   registerEvents(program, getClient);
 
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(separateRunArgs(argv));
   } catch (err) {
     process.stderr.write(`berth: ${(err as Error).message}\n`);
     process.exitCode = err instanceof ApiError && err.status === 0 ? 2 : 1;

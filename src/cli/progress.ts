@@ -23,6 +23,7 @@ export interface PullJson {
   startedAt: string;
   finishedAt?: string;
   blobs: BlobJson[];
+  unpacks?: Array<{ snapshotter: string; chainId: string; unpacked: number; existing: number }>;
 }
 
 /** One event of `GET /v1/pulls/{id}/events` (its `data`). */
@@ -35,6 +36,9 @@ export interface PullEventJson {
   ref?: string;
   image?: string;
   error?: { code: string; message: string };
+  /** `unpack` events: the layer's snapshot chainID and its state (extracting, unpacked, exists). */
+  chainId?: string;
+  state?: string;
 }
 
 interface Blob {
@@ -43,6 +47,8 @@ interface Blob {
   size: number;
   offset: number;
   state: string;
+  /** A layer's unpacking: extracting, unpacked, exists. */
+  unpack?: string;
 }
 
 const finalStates = new Set(['done', 'failed', 'cancelled']);
@@ -163,6 +169,15 @@ export class PullProgress {
         if (!this.opts.tty && !again) this.line(b, e.type === 'done' ? `done ${humanSize(b.size)}` : 'exists (already stored)');
         break;
       }
+      case 'unpack': {
+        const b = this.blob(e);
+        b.unpack = e.state;
+        if (!this.opts.tty) {
+          const what = e.state === 'extracting' ? 'extracting' : e.state === 'exists' ? `snapshot exists (${shortDigest(e.chainId ?? '')})` : `unpacked (${shortDigest(e.chainId ?? '')})`;
+          this.line(b, what);
+        }
+        break;
+      }
       default:
         return;
     }
@@ -184,7 +199,11 @@ export class PullProgress {
   }
 
   private describe(b: Blob): string {
-    return b.state === 'done' || b.state === 'exists' ? `${b.state} ${humanSize(b.size)}` : `${b.state} ${humanSize(b.offset)}/${humanSize(b.size)}`;
+    if (b.unpack && b.unpack !== 'extracting' && (b.state === 'done' || b.state === 'exists')) return `${b.unpack} ${humanSize(b.size)}`;
+    const state = b.unpack === 'extracting' && b.state === 'downloading' ? 'downloading+extracting' : b.unpack === 'extracting' ? 'extracting' : b.state;
+    return b.state === 'done' || b.state === 'exists'
+      ? `${state === 'extracting' ? 'extracting' : b.state} ${humanSize(b.size)}`
+      : `${state} ${humanSize(b.offset)}/${humanSize(b.size)}`;
   }
 
   private line(b: Blob, what: string): void {

@@ -12,9 +12,12 @@ const durationMs = (p: PullJson): number => (p.finishedAt ? Date.parse(p.finishe
 /** `fetched 8.0 MiB in 0.31 s (27.1 MB/s); 5 blobs, 2 already stored` */
 export function summary(p: PullJson): string {
   const stored = p.blobs.filter((b) => b.state === 'exists').length;
+  const unpacked = (p.unpacks ?? []).map(
+    (u) => `; unpacked into ${u.snapshotter} as ${shortDigest(u.chainId)} (${u.unpacked} layer${u.unpacked === 1 ? '' : 's'} extracted${u.existing ? `, ${u.existing} there already` : ''})`,
+  );
   return (
     `fetched ${humanSize(p.bytesFetched)} in ${rate(p.bytesFetched, durationMs(p))}; ` +
-    `${p.blobs.length} blob${p.blobs.length === 1 ? '' : 's'}${stored > 0 ? `, ${stored} already stored` : ''}`
+    `${p.blobs.length} blob${p.blobs.length === 1 ? '' : 's'}${stored > 0 ? `, ${stored} already stored` : ''}${unpacked.join('')}`
   );
 }
 
@@ -40,61 +43,88 @@ async function follow(c: BerthClient, id: string, progress: PullProgress | undef
   return c.json<PullJson>('GET', `/v1/pulls/${seg(id)}`);
 }
 
+export interface PullOptions {
+  platform?: string;
+  allPlatforms?: boolean;
+  /** Default true (commander's --no-unpack sets false). */
+  unpack?: boolean;
+  snapshotter?: string;
+  json?: boolean;
+}
+
+/**
+ * Starts a pull and follows it with progress to its end: its final state when done; undefined
+ * when interrupted (the pull is cancelled on the server, exit code 130); throws when it failed.
+ */
+export async function pullImage(c: BerthClient, ref: string, opts: PullOptions): Promise<PullJson | undefined> {
+  const unpack = opts.unpack !== false;
+  const started = await c.json<PullJson>('POST', '/v1/pulls', {
+    json: {
+      ref,
+      ...(opts.platform ? { platform: opts.platform } : {}),
+      ...(opts.allPlatforms ? { allPlatforms: true } : {}),
+      ...(unpack ? { unpack: true } : {}),
+      ...(unpack && opts.snapshotter ? { snapshotter: opts.snapshotter } : {}),
+    },
+  });
+  const out = process.stdout;
+  const progress = opts.json
+    ? undefined
+    : new PullProgress({ out, tty: out.isTTY === true, columns: () => out.columns ?? 80, rows: () => out.rows ?? 24 });
+  const abort = new AbortController();
+  let interrupted = false;
+  const interrupt = () => {
+    interrupted = true;
+    abort.abort();
+  };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
+  let final: PullJson;
+  try {
+    final = await follow(c, started.id, progress, abort.signal);
+  } catch (err) {
+    if (!interrupted) {
+      progress?.finish();
+      throw err;
+    }
+    // Interrupted: cancel the pull on the server (what it fetched stays there, for the next pull).
+    final = await c.json<PullJson>('DELETE', `/v1/pulls/${seg(started.id)}`);
+    progress?.finish(final);
+    if (!opts.json) process.stderr.write(`berth: pull ${started.id} cancelled: what was fetched is kept; pull again to resume\n`);
+    else printJson(final);
+    process.exitCode = 130;
+    return undefined;
+  } finally {
+    process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
+  }
+  progress?.finish(final);
+  if (opts.json) printJson(final);
+  if (final.state !== 'done') {
+    throw new Error(final.error?.message ?? `pull ${final.id} ${final.state}`);
+  }
+  return final;
+}
+
 export function registerPulls(program: Command, client: () => BerthClient): void {
   program
     .command('pull <ref>')
     .description('pull an image from its registry into the content store, showing progress')
     .option('--platform <platform>', 'the platform to pull from an index, os/arch[/variant] (default: this host\'s)')
     .option('--all-platforms', 'pull every platform of an index')
+    .option('--no-unpack', 'only fetch into the content store; do not unpack the layers into snapshots')
+    .option('--snapshotter <name>', 'the snapshotter to unpack into (default: the server\'s, overlayfs where it works)')
     .option('--json', 'print only the pull\'s final state, as JSON')
     .addHelpText(
       'after',
-      '\nOn a terminal, one line per blob is redrawn as it downloads; otherwise a line is printed each time a' +
+      '\nLayers are unpacked into snapshots while they download (--no-unpack: fetch only).' +
+        '\nOn a terminal, one line per blob is redrawn as it downloads; otherwise a line is printed each time a' +
         '\nblob changes state. Interrupting (Ctrl-C) cancels the pull: what was fetched is kept, and pulling' +
         '\nagain resumes it.',
     )
-    .action(async (ref: string, opts: { platform?: string; allPlatforms?: boolean; json?: boolean }) => {
-      const c = client();
-      const started = await c.json<PullJson>('POST', '/v1/pulls', {
-        json: { ref, ...(opts.platform ? { platform: opts.platform } : {}), ...(opts.allPlatforms ? { allPlatforms: true } : {}) },
-      });
-      const out = process.stdout;
-      const progress = opts.json
-        ? undefined
-        : new PullProgress({ out, tty: out.isTTY === true, columns: () => out.columns ?? 80, rows: () => out.rows ?? 24 });
-      const abort = new AbortController();
-      let interrupted = false;
-      const interrupt = () => {
-        interrupted = true;
-        abort.abort();
-      };
-      process.once('SIGINT', interrupt);
-      process.once('SIGTERM', interrupt);
-      let final: PullJson;
-      try {
-        final = await follow(c, started.id, progress, abort.signal);
-      } catch (err) {
-        if (!interrupted) {
-          progress?.finish();
-          throw err;
-        }
-        // Interrupted: cancel the pull on the server (what it fetched stays there, for the next pull).
-        final = await c.json<PullJson>('DELETE', `/v1/pulls/${seg(started.id)}`);
-        progress?.finish(final);
-        if (!opts.json) process.stderr.write(`berth: pull ${started.id} cancelled: what was fetched is kept; pull again to resume\n`);
-        else printJson(final);
-        process.exitCode = 130;
-        return;
-      } finally {
-        process.off('SIGINT', interrupt);
-        process.off('SIGTERM', interrupt);
-      }
-      progress?.finish(final);
-      if (opts.json) printJson(final);
-      if (final.state !== 'done') {
-        throw new Error(final.error?.message ?? `pull ${final.id} ${final.state}`);
-      }
-      if (!opts.json) out.write(`${final.image}: ${summary(final)}\n`);
+    .action(async (ref: string, opts: PullOptions) => {
+      const final = await pullImage(client(), ref, opts);
+      if (final && !opts.json) process.stdout.write(`${final.image}: ${summary(final)}\n`);
     });
 
   const pulls = program.command('pulls').description('pulls in the namespace (running, and ended since the server started)');

@@ -13,12 +13,15 @@ import {
   splitNsKey,
   Tx,
   type BlobRecord,
+  type ContainerRecord,
   type ImageRecord,
   type IngestRecord,
   type LeaseRecord,
   type MetadataDB,
+  type SnapshotRecord,
   type Sub,
 } from '../metadata/db.js';
+import { splitSnapshotKey, type SnapshotStore } from '../metadata/snapshots.js';
 import { formatTimestamp, parseTimestamp } from '../../store/timestamp.js';
 import type { LocalStore } from '../../store/index.js';
 import { labelBackRefs, labelRefs, rootLabel, type NodeType } from './labels.js';
@@ -41,7 +44,7 @@ export interface GcResult {
   /** Metadata records removed, by kind. */
   removed: { leases: number; images: number; content: number; ingests: number; snapshots: number };
   /** Backend objects removed: blob files and ingest folders that no namespace references. */
-  backend: { blobs: number; ingests: number };
+  backend: { blobs: number; ingests: number; snapshots: number };
   bytesFreed: number;
   /** The next moment something still kept expires (a lease, an image, an ingest). */
   nextExpiry?: Date;
@@ -60,6 +63,10 @@ export interface MetadataSnapshot {
   images: Map<string, ImageRecord>;
   blobs: Map<string, BlobRecord>;
   ingests: Map<string, IngestRecord>;
+  /** `<ns>/<snapshotter>/<key>` → record. */
+  snapshots: Map<string, SnapshotRecord>;
+  /** Always roots; never collected. */
+  containers: Map<string, ContainerRecord>;
 }
 
 /** The records as they are now (copies of the maps; the records themselves are not to be changed). */
@@ -69,11 +76,13 @@ export async function loadSnapshot(db: MetadataDB): Promise<MetadataSnapshot> {
     images: new Map(db.cached(db.images)),
     blobs: new Map(db.cached(db.blobs)),
     ingests: new Map(db.cached(db.ingests)),
+    snapshots: new Map(db.cached(db.snapshots)),
+    containers: new Map(db.cached(db.containers)),
   };
 }
 
 /** Which sublevel a node's record lives in, for the sweep. */
-type RecordKind = 'leases' | 'images' | 'blobs' | 'ingests';
+type RecordKind = 'leases' | 'images' | 'blobs' | 'ingests' | 'snapshots';
 
 /**
  * The reference graph of one snapshot at one instant, indexed: every object gets a number, its
@@ -164,6 +173,28 @@ export class GcGraph {
       }
       if (isFuture(ingest.expireAt, now)) {
         this.rootList.push({ id: node, flat: false, reason: `ingest written without a lease, kept until ${ingest.expireAt}` });
+      }
+    }
+    for (const [k, container] of snap.containers) {
+      if (++done % slice === 0) yield;
+      const node = this.intern('container', k);
+      const ns = splitNsKey(k)[0];
+      this.rootList.push({ id: node, flat: false, reason: 'container' });
+      if (container.snapshotter && container.snapshotKey) {
+        own(node, this.intern('snapshot', `${ns}/${container.snapshotter}/${container.snapshotKey}`), false, 'root file system', 'normal');
+      }
+      labelled(node, ns, container.labels);
+    }
+    for (const [k, snapshot] of snap.snapshots) {
+      if (++done % slice === 0) yield;
+      const node = this.intern('snapshot', k, 'snapshots');
+      const { namespace: ns, snapshotter } = splitSnapshotKey(k);
+      // A snapshot needs its parent (containerd: snapshot → parent edge).
+      if (snapshot.parent) own(node, this.intern('snapshot', `${ns}/${snapshotter}/${snapshot.parent}`), false, 'parent', 'normal');
+      labelled(node, ns, snapshot.labels);
+      if (snapshot.labels[rootLabel] !== undefined) this.rootList.push({ id: node, flat: false, reason: `label ${rootLabel}` });
+      else if (isFuture(snapshot.expireAt, now)) {
+        this.rootList.push({ id: node, flat: false, reason: `made without a lease, kept until ${snapshot.expireAt}` });
       }
     }
     for (const [k, blob] of snap.blobs) {
@@ -335,11 +366,14 @@ function nextExpiry(snap: MetadataSnapshot, now = new Date()): Date | undefined 
   for (const image of snap.images.values()) consider(image.labels[expireLabel]);
   for (const ingest of snap.ingests.values()) consider(ingest.expireAt);
   for (const blob of snap.blobs.values()) consider(blob.expireAt);
+  for (const snapshot of snap.snapshots.values()) consider(snapshot.expireAt);
   return next;
 }
 
 export interface CollectorOptions {
   events?: EventBus;
+  /** The namespaced snapshots, whose backend snapshots the GC removes when no record names them. */
+  snapshots?: SnapshotStore;
   logger?: { warn(obj: object, msg: string): void };
 }
 
@@ -365,6 +399,7 @@ export class GarbageCollector {
       const release = await this.db.writeLock.acquire();
       const sweepStarted = performance.now();
       let result: GcResult;
+      let orphans: Array<{ snapshotter: string; key: string }> = [];
       try {
         if (this.db.mutations !== before) {
           // Written to while we marked: mark again, now that no one can write.
@@ -374,9 +409,13 @@ export class GarbageCollector {
           markMs += performance.now() - sweepStarted;
         }
         result = await this.sweep(snap, graph.unreached(black), dryRun);
+        orphans = await this.orphanSnapshots(snap);
       } finally {
         release();
       }
+      // Removing file systems takes long; no record names these any more and none can again
+      // (backend keys are never reused), so it happens after the lock is released.
+      result.backend.snapshots = dryRun ? orphans.length : await this.removeSnapshots(orphans);
       result.markMs = Math.round(markMs);
       result.sweepMs = Math.round(performance.now() - sweepStarted);
       result.durationMs = Math.round(performance.now() - started);
@@ -411,6 +450,50 @@ export class GarbageCollector {
     return { digest, collectable: namespaces.every((n) => !n.kept), namespaces };
   }
 
+  /**
+   * Backend snapshots no record names (what the sweep removed, or a crash left), children
+   * before parents; snapshots being made right now are not orphans.
+   */
+  private async orphanSnapshots(snap: MetadataSnapshot): Promise<Array<{ snapshotter: string; key: string }>> {
+    const store = this.opts.snapshots;
+    if (!store) return [];
+    const named = new Set<string>();
+    for (const [k, r] of snap.snapshots) named.add(`${splitSnapshotKey(k).snapshotter}/${r.name}`);
+    const out: Array<{ snapshotter: string; key: string; depth: number }> = [];
+    for (const [sn, backend] of store.backends) {
+      const parents = new Map<string, string | undefined>();
+      await backend.walk((info) => {
+        parents.set(info.name, info.parent);
+      });
+      const depth = (key: string): number => {
+        let d = 0;
+        for (let p = parents.get(key); p !== undefined && d < parents.size; p = parents.get(p)) d++;
+        return d;
+      };
+      for (const key of parents.keys()) {
+        if (!named.has(`${sn}/${key}`) && !store.inFlight(sn, key)) out.push({ snapshotter: sn, key, depth: depth(key) });
+      }
+    }
+    return out.sort((a, b) => b.depth - a.depth).map(({ snapshotter, key }) => ({ snapshotter, key }));
+  }
+
+  /** Removes backend snapshots (deepest first); returns how many went. */
+  private async removeSnapshots(orphans: Array<{ snapshotter: string; key: string }>): Promise<number> {
+    let n = 0;
+    for (const { snapshotter, key } of orphans) {
+      try {
+        await this.opts.snapshots!.backend(snapshotter).remove(key);
+        n++;
+      } catch (err) {
+        // Removed meanwhile by the namespace that deleted its record: nothing to do.
+        if (errorCode(err) === 'not_found') continue;
+        // What fails here (a busy mount) is retried by the next collection.
+        this.opts.logger?.warn({ snapshotter, key, err: (err as Error).message }, 'gc: snapshot not removed');
+      }
+    }
+    return n;
+  }
+
   private async sweep(
     snap: MetadataSnapshot,
     doomed: Array<{ kind: RecordKind; key: string; node: GcNode }>,
@@ -418,7 +501,13 @@ export class GarbageCollector {
   ): Promise<GcResult> {
     const tx = new Tx();
     const removed = { leases: 0, images: 0, content: 0, ingests: 0, snapshots: 0 };
-    const count: Record<RecordKind, keyof typeof removed> = { leases: 'leases', images: 'images', blobs: 'content', ingests: 'ingests' };
+    const count: Record<RecordKind, keyof typeof removed> = {
+      leases: 'leases',
+      images: 'images',
+      blobs: 'content',
+      ingests: 'ingests',
+      snapshots: 'snapshots',
+    };
     // Sizes of what goes, from the records (no stat per blob): for bytesFreed.
     const sizes = new Map<string, number>();
     for (const { kind, key, node } of doomed) {
@@ -427,10 +516,26 @@ export class GarbageCollector {
       (snap[kind] as Map<string, unknown>).delete(key);
       removed[count[kind]]++;
     }
+    // A kept parent of a swept snapshot forgets that child (or it could never be removed).
+    for (const { kind, key } of doomed) {
+      if (kind !== 'snapshots') continue;
+      const { namespace, snapshotter, key: child } = splitSnapshotKey(key);
+      const parent = this.db.cached(this.db.snapshots).get(key)?.parent;
+      const pk = parent && `${namespace}/${snapshotter}/${parent}`;
+      const p = pk ? snap.snapshots.get(pk) : undefined;
+      if (!pk || !p) continue;
+      const next = { ...p, children: p.children.filter((c) => c !== child) };
+      snap.snapshots.set(pk, next);
+      tx.put(this.db.snapshots, pk, next);
+    }
     if (!dryRun) {
       await this.db.write(tx);
       for (const { kind, node } of doomed) {
         if (kind === 'images') this.opts.events?.publish(node.namespace, '/images/delete', { name: node.key });
+        if (kind === 'snapshots') {
+          const { snapshotter, key } = splitSnapshotKey(`${node.namespace}/${node.key}`);
+          this.opts.events?.publish(node.namespace, '/snapshot/remove', { key, snapshotter });
+        }
       }
     }
 
@@ -443,7 +548,7 @@ export class GarbageCollector {
       seenRefs.add(ingest.bref);
       if (ingest.shared && ingest.expected) seenDigests.add(ingest.expected);
     }
-    const backend = { blobs: 0, ingests: 0 };
+    const backend = { blobs: 0, ingests: 0, snapshots: 0 };
     let bytesFreed = 0;
     const unreferenced = (await this.backend.digests()).filter((d) => !seenDigests.has(d));
     for (const digest of unreferenced) {

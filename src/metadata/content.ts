@@ -158,6 +158,11 @@ export class MetadataContentStore {
     });
   }
 
+  /** The file an ingest's bytes go to (for the unpacker, which reads a layer as it downloads). */
+  async ingestDataPath(ctx: OpContext, ref: string): Promise<string> {
+    return this.backend.ingestDataPath(await this.backendRef(ctx, ref));
+  }
+
   /** The backend ref of an ingest (for tests and diagnostics). */
   async backendRef(ctx: OpContext, ref: string): Promise<string> {
     const record = await this.db.ingests.get(nsKey(checkNamespace(ctx), ref));

@@ -54,6 +54,33 @@ export interface IngestRecord {
   expireAt?: string;
 }
 
+export interface SnapshotRecord {
+  /** The backend snapshotter's key: `<ns>/<seq>/<key>`. */
+  name: string;
+  /** The parent's key in this namespace. */
+  parent?: string;
+  /** Keys of the snapshots on top of this one. */
+  children: string[];
+  labels: Labels;
+  createdAt: string;
+  updatedAt: string;
+  /** A snapshot made outside a lease is a GC root until then (RFC 3339), as unleased content is. */
+  expireAt?: string;
+}
+
+export interface ContainerRecord {
+  /** The image name it was made from (may no longer exist). */
+  image: string;
+  runtime: { name: string };
+  /** The OCI runtime spec (JSON). */
+  spec: Record<string, unknown>;
+  snapshotter?: string;
+  snapshotKey?: string;
+  labels: Labels;
+  createdAt: string;
+  updatedAt: string;
+}
+
 export interface LeaseResources {
   content: string[];
   ingests: string[];
@@ -132,6 +159,12 @@ export class MetadataDB {
   readonly blobs: Sub<BlobRecord>;
   readonly ingests: Sub<IngestRecord>;
   readonly leases: Sub<LeaseRecord>;
+  /** `<ns>/<snapshotter>/<key>` → record. */
+  readonly snapshots: Sub<SnapshotRecord>;
+  /** `<ns>/<id>` → container. */
+  readonly containers: Sub<ContainerRecord>;
+  /** Counters: `snapshots/<snapshotter>` → the last sequence number of a backend key. */
+  readonly sequences: Sub<number>;
   /** Held by every write transaction; the GC holds it for its sweep. */
   readonly writeLock = new Mutex();
   /** Write transactions so far: the GC compares it before and after its mark. */
@@ -152,6 +185,9 @@ export class MetadataDB {
     this.blobs = sub('blobs');
     this.ingests = sub('ingests');
     this.leases = sub('leases');
+    this.snapshots = sub('snapshots');
+    this.sequences = sub('sequences');
+    this.containers = sub('containers');
   }
 
   /** The cached records of a sublevel (read only: change them through `update`). */
@@ -160,7 +196,7 @@ export class MetadataDB {
   }
 
   private async loadCache(): Promise<void> {
-    for (const sub of [this.namespaces, this.images, this.blobs, this.ingests, this.leases] as Array<Sub<unknown>>) {
+    for (const sub of [this.namespaces, this.images, this.blobs, this.ingests, this.leases, this.snapshots, this.containers] as Array<Sub<unknown>>) {
       const m = new Map<string, unknown>();
       for (const [k, v] of await sub.iterator().all()) m.set(k, v);
       this.cache.set(sub, m);

@@ -1,6 +1,6 @@
 // Namespaces (containerd core/metadata/namespaces.go): created explicitly or by the first object
-// written in them; deleted only when they hold no images, content (or, later, containers and
-// snapshots).
+// written in them; deleted only when they hold no images, content, snapshots or
+// containers.
 import { alreadyExists, failedPrecondition, notFound } from '../errors.js';
 import { objectAdaptor, parseFilters } from '../filters/index.js';
 import { formatTimestamp, parseTimestamp } from '../../store/timestamp.js';
@@ -81,6 +81,8 @@ export class NamespaceStore {
       const left: string[] = [];
       if (await this.any(this.db.images, name)) left.push('images');
       if (await this.any(this.db.blobs, name)) left.push('blobs');
+      if (await this.any(this.db.snapshots, name)) left.push('snapshots');
+      if (await this.any(this.db.containers, name)) left.push('containers');
       if (left.length > 0) {
         throw failedPrecondition(`namespace "${name}" must be empty, but it still has ${left.join(', ')}`);
       }
@@ -92,7 +94,7 @@ export class NamespaceStore {
     });
   }
 
-  private async any(sub: MetadataDB['images'] | MetadataDB['blobs'], ns: string): Promise<boolean> {
+  private async any(sub: MetadataDB['images'] | MetadataDB['blobs'] | MetadataDB['snapshots'] | MetadataDB['containers'], ns: string): Promise<boolean> {
     for await (const _ of (sub as MetadataDB['images']).keys({ ...nsRange(ns), limit: 1 })) return true;
     return false;
   }

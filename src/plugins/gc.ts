@@ -21,8 +21,9 @@ export const gcPlugin: Registration<Gc> = {
   id: 'scheduler',
   requires: [metadataType, contentType, eventsType],
   async init(ctx) {
-    const { db } = ctx.get<Metadata>(metadataType);
+    const { db, snapshots } = ctx.get<Metadata>(metadataType);
     const collector = new GarbageCollector(db, ctx.get<LocalStore>(contentType), {
+      snapshots,
       events: ctx.get<EventBus>(eventsType),
       logger: ctx.logger,
     });

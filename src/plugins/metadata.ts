@@ -1,5 +1,5 @@
 // Plugin io.berth.metadata.v1 "level": the metadata database and the namespaced stores over it
-// (content, images, leases, namespaces).
+// (content, images, leases, namespaces, snapshots over the loaded snapshotters).
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LocalStore } from '../../store/index.js';
@@ -9,9 +9,12 @@ import { ImageStore } from '../metadata/images.js';
 import { LeaseManager } from '../metadata/leases.js';
 import { migrations } from '../metadata/migrations.js';
 import { NamespaceStore } from '../metadata/namespaces.js';
+import { SnapshotStore } from '../metadata/snapshots.js';
+import type { Snapshotter } from '../snapshots/types.js';
 import { contentType } from './content.js';
 import { numberOption } from './options.js';
 import type { Registration } from './registry.js';
+import { snapshotterType } from './snapshots.js';
 
 export const metadataType = 'io.berth.metadata.v1';
 
@@ -21,12 +24,13 @@ export interface Metadata {
   images: ImageStore;
   leases: LeaseManager;
   namespaces: NamespaceStore;
+  snapshots: SnapshotStore;
 }
 
 export const metadataPlugin: Registration<Metadata> = {
   type: metadataType,
   id: 'level',
-  requires: [contentType],
+  requires: [contentType, snapshotterType],
   async init(ctx) {
     const backend = ctx.get<LocalStore>(contentType);
     const policy = ctx.config.content_sharing_policy ?? 'shared';
@@ -48,6 +52,9 @@ export const metadataPlugin: Registration<Metadata> = {
       images: new ImageStore(db),
       leases: new LeaseManager(db),
       namespaces: new NamespaceStore(db),
+      snapshots: new SnapshotStore(db, ctx.getAll<Snapshotter>(snapshotterType), {
+        unleasedExpiryMs: numberOption(ctx.config, 'unleased_expiry_ms'),
+      }),
     };
   },
   close: (m) => m.db.close(),

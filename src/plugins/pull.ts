@@ -1,5 +1,5 @@
 // Plugin io.berth.service.v1 "pulls": the registry client (hosts, credentials, tokens) and the
-// pull manager over the metadata stores.
+// pull manager over the metadata stores, with the unpacker that turns layers into snapshots.
 import type { EventBus } from '../events/bus.js';
 import { Authorizer, type Credentials } from '../remotes/auth.js';
 import { RegistryClient } from '../remotes/client.js';
@@ -8,6 +8,8 @@ import { Resolver } from '../remotes/resolver.js';
 import { fetchToken } from '../remotes/token.js';
 import { BlobFetcher } from '../pull/fetch.js';
 import { PullManager } from '../pull/manager.js';
+import type { SnapshotService } from '../services/snapshots.js';
+import { Unpacker } from '../unpack/unpacker.js';
 import { eventsType } from './events.js';
 import { metadataType, type Metadata } from './metadata.js';
 import { numberOption } from './options.js';
@@ -16,6 +18,10 @@ import { serviceType } from './services.js';
 
 export interface Pulls {
   manager: PullManager;
+  /** Unpacks images into snapshots (absent when no snapshotter loaded). */
+  unpacker?: Unpacker;
+  /** The snapshotter unpacking uses when a request names none. */
+  defaultSnapshotter?: string;
   resolver: Resolver;
   client: RegistryClient;
 }
@@ -23,7 +29,8 @@ export interface Pulls {
 export const pullPlugin: Registration<Pulls> = {
   type: serviceType,
   id: 'pulls',
-  requires: [metadataType, eventsType],
+  // The other services first: pulls unpack through the snapshots service.
+  requires: [metadataType, eventsType, serviceType],
   async init(ctx) {
     const c = ctx.config;
     const hostsDir = c.hosts_dir;
@@ -42,12 +49,24 @@ export const pullPlugin: Registration<Pulls> = {
     const resolver = new Resolver(client, { hostsDir });
     const { content, images, leases } = ctx.get<Metadata>(metadataType);
     const fetcher = new BlobFetcher(content, resolver);
+    let snapshots: SnapshotService | undefined;
+    try {
+      snapshots = ctx.get<SnapshotService>(serviceType, 'snapshots');
+    } catch (err) {
+      ctx.logger.warn({ reason: (err as Error).message }, 'pulls: no snapshots service, so no unpacking');
+    }
+    const unpackSync = c.unpack_sync ?? true;
+    if (typeof unpackSync !== 'boolean') throw new Error('unpack_sync must be true or false');
+    const unpacker = snapshots
+      ? new Unpacker(content, snapshots, { concurrency: numberOption(c, 'unpack_concurrency'), sync: unpackSync })
+      : undefined;
     const manager = new PullManager(content, images, leases, resolver, fetcher, ctx.get<EventBus>(eventsType), {
       concurrency: numberOption(c, 'concurrency'),
       keepFailedMs: numberOption(c, 'keep_failed_ms'),
+      unpacker,
     });
     if (hostsDir) ctx.exports.hosts_dir = hostsDir;
-    return { manager, resolver, client };
+    return { manager, resolver, client, unpacker, defaultSnapshotter: snapshots?.defaultSnapshotter };
   },
   close: (p) => p.client.close(),
 };

@@ -4,6 +4,7 @@ import { ContentService } from '../services/content.js';
 import { ImageService } from '../services/images.js';
 import { LeaseService } from '../services/leases.js';
 import { NamespaceService } from '../services/namespaces.js';
+import { SnapshotService } from '../services/snapshots.js';
 import { eventsType } from './events.js';
 import { gcType, type Gc } from './gc.js';
 import { metadataType, type Metadata } from './metadata.js';
@@ -47,4 +48,23 @@ export const namespaceServicePlugin: Registration<NamespaceService> = {
   id: 'namespaces',
   requires: [metadataType, eventsType],
   init: async (ctx) => new NamespaceService(ctx.get<Metadata>(metadataType).namespaces, ctx.get<EventBus>(eventsType)),
+};
+
+export const snapshotServicePlugin: Registration<SnapshotService> = {
+  type: serviceType,
+  id: 'snapshots',
+  requires: [metadataType, eventsType],
+  async init(ctx) {
+    const { snapshots } = ctx.get<Metadata>(metadataType);
+    const loaded = [...snapshots.backends.keys()];
+    const configured = ctx.config.default_snapshotter;
+    if (configured !== undefined && typeof configured !== 'string') throw new Error('default_snapshotter must be a string');
+    // overlayfs where it works (it shares lower layers), else native, as ctr defaults.
+    const chosen = configured ?? (loaded.includes('overlayfs') ? 'overlayfs' : loaded.includes('native') ? 'native' : loaded[0]);
+    if (!chosen || !loaded.includes(chosen)) {
+      throw new Error(`default snapshotter ${JSON.stringify(chosen ?? '')} is not loaded (loaded: ${loaded.join(', ') || 'none'})`);
+    }
+    ctx.exports.default = chosen;
+    return new SnapshotService(snapshots, ctx.get<EventBus>(eventsType), chosen);
+  },
 };

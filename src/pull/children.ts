@@ -2,6 +2,7 @@
 // keeps an image whole and frees it whole (containerd images.SetChildrenMappedLabels, §4.7).
 import { BerthError } from '../errors.js';
 import { mediaTypes, type Descriptor } from '../remotes/resolver.js';
+import { isLayerType } from '../unpack/mediatypes.js';
 
 const configTypes = new Set<string>([mediaTypes.dockerConfig, mediaTypes.ociConfig]);
 const manifestTypes = new Set<string>([mediaTypes.dockerManifest, mediaTypes.ociManifest]);
@@ -10,14 +11,6 @@ const indexTypes = new Set<string>([mediaTypes.dockerManifestList, mediaTypes.oc
 export const isIndex = (mediaType: string): boolean => indexTypes.has(mediaType);
 export const isManifest = (mediaType: string): boolean => manifestTypes.has(mediaType);
 
-/** A layer media type (OCI and Docker, compressed or not, foreign or not). */
-export function isLayer(mediaType: string): boolean {
-  return (
-    mediaType.startsWith('application/vnd.oci.image.layer.') ||
-    mediaType.startsWith('application/vnd.docker.image.rootfs.') ||
-    mediaType === 'application/vnd.docker.image.rootfs.diff.tar.gzip'
-  );
-}
 
 /** The children a manifest (config, layers) or an index (manifests) lists; none for blobs. */
 export function childrenOf(desc: Descriptor, body: Buffer): Descriptor[] {
@@ -42,7 +35,7 @@ function labelKeyFor(child: Descriptor): string {
   if (child.annotations?.['io.containerd.manifest.subject']) return 'containerd.io/gc.ref.content.referrer.sha256.';
   if (configTypes.has(child.mediaType)) return 'containerd.io/gc.ref.content.config';
   if (manifestTypes.has(child.mediaType)) return 'containerd.io/gc.ref.content.m.';
-  if (isLayer(child.mediaType)) return 'containerd.io/gc.ref.content.l.';
+  if (isLayerType(child.mediaType)) return 'containerd.io/gc.ref.content.l.';
   return 'containerd.io/gc.ref.content.';
 }
 
@@ -71,7 +64,7 @@ export function ingestRef(desc: Descriptor): string {
       ? 'manifest'
       : configTypes.has(desc.mediaType)
         ? 'config'
-        : isLayer(desc.mediaType)
+        : isLayerType(desc.mediaType)
           ? 'layer'
           : 'unknown';
   return `${prefix}-${desc.digest}`;

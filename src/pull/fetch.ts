@@ -12,8 +12,8 @@ import { writeStream } from '../../store/copy.js';
 import { ingestRef } from './children.js';
 
 export interface FetchProgress {
-  /** The blob is being downloaded; `offset` is where this attempt started. */
-  started(offset: number): void;
+  /** The blob is being downloaded into `dataPath`; `offset` is where this attempt started. */
+  started(offset: number, dataPath: string): void;
   /** `bytes` more arrived and are on disk. */
   wrote(bytes: number): void;
 }
@@ -91,11 +91,12 @@ export class BlobFetcher {
       }
       try {
         const resumedFrom = writer.status().offset;
+        const dataPath = await this.content.ingestDataPath(ctx, ingestRef(desc));
         span.setAttribute('berth.resumed_offset', resumedFrom);
         let fetched = false;
         for (let attempt = 1; writer.status().offset < desc.size; attempt++) {
           const offset = writer.status().offset;
-          progress.started(offset);
+          progress.started(offset, dataPath);
           fetched = true;
           try {
             const body = await this.resolver.fetch(ref, desc, offset, signal);

@@ -16,7 +16,10 @@ import { parseDockerRef, type ImageReference } from '../remotes/reference.js';
 import type { Descriptor, Resolver } from '../remotes/resolver.js';
 import { withSpan } from '../telemetry.js';
 import { readBlob } from '../../store/copy.js';
+import { isLayerType } from '../unpack/mediatypes.js';
+import type { Unpacker, UnpackResult } from '../unpack/unpacker.js';
 import { childGcLabels, childrenOf, isIndex, isManifest } from './children.js';
+import { BlobFeed } from './feed.js';
 import type { BlobFetcher } from './fetch.js';
 
 export type PullState = 'running' | 'done' | 'failed' | 'cancelled';
@@ -34,6 +37,8 @@ export interface PullRequest {
   ref: string;
   platform?: string;
   allPlatforms?: boolean;
+  /** Unpack each manifest's layers into this snapshotter while they download. */
+  unpack?: { snapshotter: string };
 }
 
 export interface PullView {
@@ -48,9 +53,13 @@ export interface PullView {
   startedAt: Date;
   finishedAt?: Date;
   blobs: BlobProgress[];
+  /** What was unpacked, per manifest (with `unpack`). */
+  unpacks: UnpackResult[];
 }
 
 export interface PullManagerOptions {
+  /** Unpacks pulls that ask for it (none: such pulls are refused). */
+  unpacker?: Unpacker;
   /** Blobs fetched at once per pull. */
   concurrency?: number;
   /** How long a failed or cancelled pull's lease (and so its partial blobs) is kept (ms). */
@@ -66,6 +75,7 @@ class Pull {
   error?: { code: string; message: string };
   image?: string;
   bytesFetched = 0;
+  readonly unpacks: UnpackResult[] = [];
   readonly startedAt = new Date();
   finishedAt?: Date;
   done!: Promise<void>;
@@ -91,6 +101,7 @@ class Pull {
       startedAt: this.startedAt,
       ...(this.finishedAt ? { finishedAt: this.finishedAt } : {}),
       blobs: [...this.blobs.values()].map((b) => ({ ...b })),
+      unpacks: this.unpacks.map((u) => ({ ...u })),
     };
   }
 
@@ -109,6 +120,7 @@ export class PullManager {
   private readonly pulls = new Map<string, Pull>();
   private readonly concurrency: number;
   private readonly keepFailedMs: number;
+  private readonly unpacker: Unpacker | undefined;
 
   constructor(
     private readonly content: MetadataContentStore,
@@ -121,11 +133,15 @@ export class PullManager {
   ) {
     this.concurrency = opts.concurrency ?? 4;
     this.keepFailedMs = opts.keepFailedMs ?? 24 * 60 * 60 * 1000;
+    this.unpacker = opts.unpacker;
   }
 
   /** Starts a pull; a malformed reference or platform is refused at once. */
   async start(ctx: OpContext, request: PullRequest): Promise<PullView> {
     const ref = parseDockerRef(request.ref);
+    if (request.unpack && !this.unpacker) {
+      throw new BerthError('not_implemented', `pull ${JSON.stringify(request.ref)}: unpacking is not available on this server`);
+    }
     const matcher = request.allPlatforms ? allMatcher : onlyMatcher(request.platform ? parsePlatform(request.platform) : defaultPlatform());
     // The pull's lease: everything it writes is kept until the image record holds it. It expires
     // on its own, so that a pull that never finishes does not keep its blobs forever.
@@ -243,10 +259,68 @@ export class PullManager {
     if (isIndex(desc.mediaType)) {
       children = selectManifests(children, matcher, matcher === allMatcher ? 0 : 1, { index: desc.digest });
     }
+    if (pull.request.unpack && isManifest(desc.mediaType)) {
+      await this.fetchAndUnpack(pull, ctx, ref, desc, body, children, matcher, signal);
+      return;
+    }
     await this.limited(children, (child) => this.walk(pull, ctx, ref, child, matcher, signal));
   }
 
-  private async fetchOne(pull: Pull, ctx: OpContext, ref: ImageReference, desc: Descriptor, signal: AbortSignal): Promise<void> {
+  /**
+   * A manifest's children with unpacking: the config first (it names the diffIDs), then the
+   * layers download while the unpacker extracts each from the bytes already on disk.
+   */
+  private async fetchAndUnpack(
+    pull: Pull,
+    ctx: OpContext,
+    ref: ImageReference,
+    manifestDesc: Descriptor,
+    manifestBody: Buffer,
+    children: Descriptor[],
+    matcher: ReturnType<typeof onlyMatcher>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const manifest = JSON.parse(manifestBody.toString('utf8')) as { config?: Descriptor; layers?: Descriptor[] };
+    const config = manifest.config;
+    if (!config) throw new BerthError('invalid_argument', `manifest ${manifestDesc.digest} has no config`);
+    await this.walk(pull, ctx, ref, config, matcher, signal);
+    const configJson = JSON.parse((await readBlob({ readerAt: (d) => this.content.readerAt(ctx, d) }, config.digest)).toString('utf8')) as {
+      rootfs?: { type?: string; diff_ids?: string[] };
+    };
+    const layers = (manifest.layers ?? []).filter((l) => isLayerType(l.mediaType));
+    const rest = children.filter((c) => c.digest !== config.digest && !layers.some((l) => l.digest === c.digest));
+    const feeds = new Map(layers.map((l) => [l.digest, new BlobFeed(l.digest, l.size)]));
+    const stop = new AbortController();
+    const unpackSignal = AbortSignal.any([signal, stop.signal]);
+    const content = this.content;
+    const unpacking = this.unpacker!.unpack(ctx, {
+      config,
+      layers,
+      diffIds: configJson.rootfs?.diff_ids ?? [],
+      snapshotter: pull.request.unpack!.snapshotter,
+      signal: unpackSignal,
+      source: (desc, s) =>
+        feeds.get(desc.digest)!.bytes(async function* (this: void) {
+          yield* (await content.readerAt(ctx, desc.digest)).stream();
+        }, s),
+      onLayer: (e) => pull.emit('unpack', e),
+    });
+    const fetching = this.limited([...layers, ...rest], (child) =>
+      this.fetchOne(pull, ctx, ref, child, signal, feeds.get(child.digest)).catch((err) => {
+        feeds.get(child.digest)?.failed(err);
+        throw err;
+      }),
+    ).catch((err) => {
+      stop.abort(err);
+      throw err;
+    });
+    const [fetched, unpacked] = await Promise.allSettled([fetching, unpacking]);
+    if (fetched.status === 'rejected') throw fetched.reason;
+    if (unpacked.status === 'rejected') throw unpacked.reason;
+    pull.unpacks.push(unpacked.value);
+  }
+
+  private async fetchOne(pull: Pull, ctx: OpContext, ref: ImageReference, desc: Descriptor, signal: AbortSignal, feed?: BlobFeed): Promise<void> {
     const blob = pull.blob(desc);
     const source = { [`containerd.io/distribution.source.${ref.domain}`]: ref.path };
     try {
@@ -256,12 +330,14 @@ export class PullManager {
         desc,
         source,
         {
-          started: (offset) => {
+          started: (offset, dataPath) => {
+            feed?.started(offset, dataPath);
             blob.state = 'downloading';
             blob.offset = offset;
             pull.emit('downloading', { digest: desc.digest, offset, size: desc.size });
           },
           wrote: (n) => {
+            feed?.wrote(n);
             blob.offset += n;
             pull.bytesFetched += n;
             pull.emit('progress', { digest: desc.digest, offset: blob.offset, size: desc.size });
@@ -271,6 +347,7 @@ export class PullManager {
       );
       blob.state = outcome === 'fetched' ? 'done' : 'exists';
       blob.offset = desc.size;
+      feed?.present();
       pull.emit(blob.state, { digest: desc.digest, size: desc.size });
     } catch (err) {
       blob.state = 'failed';

@@ -12,9 +12,11 @@ export interface PullEvent {
   [key: string]: unknown;
 }
 
-export interface StartOptions extends PullRequest {
-  /** Unpack the layers into a snapshotter once fetched: not implemented yet. */
+export interface StartOptions extends Omit<PullRequest, 'unpack'> {
+  /** Unpack the layers into a snapshotter while they download. */
   unpack?: boolean;
+  /** With `unpack`: the snapshotter (default: the server's default). */
+  snapshotter?: string;
 }
 
 const finalStates: ReadonlySet<string> = new Set<PullState>(['done', 'failed', 'cancelled']);
@@ -37,18 +39,27 @@ export function finalEvent(view: PullView): PullEvent {
 }
 
 export class PullService {
-  constructor(private readonly manager: PullManager) {}
+  constructor(
+    private readonly manager: PullManager,
+    /** The snapshotter pulls unpack into when they name none (none loaded: undefined). */
+    private readonly defaultSnapshotter?: string,
+  ) {}
 
   async start(ctx: OpContext, opts: StartOptions): Promise<PullView> {
     checkNamespace(ctx);
     if (opts.platform !== undefined && opts.allPlatforms) {
       throw invalidArgument(`pull ${JSON.stringify(opts.ref)}: give platform or allPlatforms, not both`);
     }
-    if (opts.unpack) {
-      throw new BerthError('not_implemented', `pull ${JSON.stringify(opts.ref)}: unpack is not implemented yet (pull without it)`);
+    if (opts.snapshotter !== undefined && !opts.unpack) {
+      throw invalidArgument(`pull ${JSON.stringify(opts.ref)}: snapshotter is for unpack: true`);
+    }
+    const snapshotter = opts.snapshotter ?? this.defaultSnapshotter;
+    if (opts.unpack && !snapshotter) {
+      throw new BerthError('not_implemented', `pull ${JSON.stringify(opts.ref)}: no snapshotter is loaded to unpack into`);
     }
     return this.manager.start(ctx, {
       ref: opts.ref,
+      ...(opts.unpack ? { unpack: { snapshotter: snapshotter! } } : {}),
       ...(opts.platform !== undefined ? { platform: opts.platform } : {}),
       ...(opts.allPlatforms ? { allPlatforms: true } : {}),
     });

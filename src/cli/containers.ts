@@ -1,0 +1,261 @@
+// `berth containers ...`, `berth tasks ...` and `berth run` (as `ctr run`: pull if missing,
+// unpack, create the container, start its task, stream its output, exit with its exit code).
+import type { Command } from 'commander';
+import { parseDockerRef } from '../remotes/reference.js';
+import { collect, labelPatch } from './args.js';
+import { ApiError, BerthClient, seg } from './client.js';
+import { pullImage } from './pulls.js';
+import { age, formatLabels, printJson, printTable } from './table.js';
+
+interface ContainerJson {
+  id: string;
+  image: string;
+  runtime: { name: string };
+  snapshotter?: string;
+  snapshotKey?: string;
+  spec: Record<string, unknown>;
+  labels: Record<string, string>;
+  createdAt: string;
+  updatedAt: string;
+}
+interface TaskJson {
+  id: string;
+  status: string;
+  pid: number;
+  exitCode?: number;
+  startedAt?: string;
+  exitedAt?: string;
+}
+interface ExitJson {
+  exitCode: number;
+  exitedAt: string;
+}
+
+/** Options of `berth` itself and of `berth run` that take a value. */
+const globalValued = new Set(['-a', '--address', '-n', '--namespace', '--lease']);
+const runValued = new Set(['--env', '--cwd', '--user', '--snapshotter', '--label']);
+
+/**
+ * `berth [global options] run [run options] IMAGE ID ARGS...`: everything after ID belongs to
+ * the container, options included, so a `--` is put before it for commander.
+ */
+export function separateRunArgs(argv: string[]): string[] {
+  let i = 2;
+  while (i < argv.length && argv[i].startsWith('-') && argv[i] !== '--') i += globalValued.has(argv[i]) ? 2 : 1;
+  if (argv[i] !== 'run') return argv;
+  let operands = 0;
+  for (let j = i + 1; j < argv.length; j++) {
+    const a = argv[j];
+    if (a === '--') return argv;
+    if (a.startsWith('-') && a.length > 1) {
+      if (runValued.has(a)) j++;
+      continue;
+    }
+    if (++operands === 2) return [...argv.slice(0, j + 1), '--', ...argv.slice(j + 1)];
+  }
+  return argv;
+}
+
+const notFound = (err: unknown): boolean => err instanceof ApiError && err.code === 'not_found';
+
+/** The stored name of an image: as given, or normalised (`busybox` → `docker.io/library/busybox:latest`). */
+async function findImage(c: BerthClient, ref: string): Promise<string | undefined> {
+  const names = [ref];
+  try {
+    const normal = parseDockerRef(ref).toString();
+    if (normal !== ref) names.push(normal);
+  } catch {
+    // not a reference: only the name as given
+  }
+  for (const name of names) {
+    try {
+      await c.json('GET', `/v1/images/${seg(name)}`);
+      return name;
+    } catch (err) {
+      if (!notFound(err)) throw err;
+    }
+  }
+  return undefined;
+}
+
+/** Copies a task's output stream (followed to its end) to `out`. */
+async function pipeLogs(c: BerthClient, id: string, stream: 'stdout' | 'stderr', out: NodeJS.WritableStream): Promise<void> {
+  const res = await c.send('GET', `/v1/containers/${seg(id)}/task/logs`, { query: { follow: 'true', stream }, bodyTimeout: 0 });
+  for await (const chunk of res.body) {
+    if (!out.write(chunk as Buffer)) await new Promise((r) => out.once('drain', r));
+  }
+}
+
+export function registerContainers(program: Command, client: () => BerthClient): void {
+  program
+    .command('run <image> <id> [args...]')
+    .description('run a container: pull the image if missing, unpack it, create the container, start it, stream its output')
+    .option('--rm', 'delete the task and the container when it exits')
+    .option('--env <K=V>', 'set an environment variable (repeatable); K alone removes it', collect)
+    .option('--cwd <dir>', 'working directory in the container (default: the image\'s)')
+    .option('--user <user>', 'user to run as: uid, name, uid:gid or name:group (default: the image\'s)')
+    .option('--snapshotter <name>', 'snapshotter for the root file system (default: the server\'s)')
+    .option('--label <k=v>', 'label the container (repeatable)', collect)
+    .addHelpText(
+      'after',
+      '\nEverything after ID goes to the container untouched, options included:' +
+        '\n  berth run --rm IMAGE ID sh -c \'exit 7\'   runs sh -c \'exit 7\' and exits with 7.' +
+        '\nWithout ARGS the image\'s Cmd runs. Ctrl-C sends SIGTERM to the container (twice: SIGKILL).',
+    )
+    .action(
+      async (
+        image: string,
+        id: string,
+        args: string[],
+        opts: { rm?: boolean; env?: string[]; cwd?: string; user?: string; snapshotter?: string; label?: string[] },
+      ) => {
+        const c = client();
+        let name = await findImage(c, image);
+        if (!name) {
+          const pulled = await pullImage(c, image, { snapshotter: opts.snapshotter });
+          if (!pulled) return; // interrupted: exit code set
+          name = pulled.image!;
+        }
+        await c.json<ContainerJson>('POST', '/v1/containers', {
+          json: {
+            id,
+            image: name,
+            ...(args.length ? { args } : {}),
+            ...(opts.env ? { env: opts.env } : {}),
+            ...(opts.cwd ? { cwd: opts.cwd } : {}),
+            ...(opts.user ? { user: opts.user } : {}),
+            ...(opts.snapshotter ? { snapshotter: opts.snapshotter } : {}),
+            ...(opts.label ? { labels: Object.fromEntries(opts.label.map((l) => [l.split('=')[0], l.slice(l.indexOf('=') + 1)])) } : {}),
+          },
+        });
+        const task = `/v1/containers/${seg(id)}/task`;
+        let exit: ExitJson | undefined;
+        try {
+          await c.json<TaskJson>('POST', task);
+          let signals = 0;
+          const forward = () => {
+            void c.json('POST', `${task}/kill`, { json: { signal: ++signals > 1 ? 'SIGKILL' : 'SIGTERM' } }).catch(() => {});
+          };
+          process.on('SIGINT', forward);
+          process.on('SIGTERM', forward);
+          try {
+            await Promise.all([pipeLogs(c, id, 'stdout', process.stdout), pipeLogs(c, id, 'stderr', process.stderr)]);
+            exit = await c.json<ExitJson>('GET', `${task}/wait`, { bodyTimeout: 0 });
+          } finally {
+            process.off('SIGINT', forward);
+            process.off('SIGTERM', forward);
+          }
+        } finally {
+          if (opts.rm) {
+            await c.json('DELETE', task).catch((err) => {
+              if (!notFound(err)) throw err;
+            });
+            await c.json('DELETE', `/v1/containers/${seg(id)}`);
+          }
+        }
+        process.exitCode = exit.exitCode;
+      },
+    );
+
+  const containers = program.command('containers').alias('container').description('manage containers (metadata: image, spec, root file system)');
+
+  containers
+    .command('ls')
+    .alias('list')
+    .description('list containers')
+    .option('--filter <expr>', 'containerd filter on id, image, runtime.name, snapshotter, labels.<key> (repeat for OR)', collect)
+    .option('-q, --quiet', 'print only ids')
+    .option('--json', 'print JSON')
+    .action(async (opts: { filter?: string[]; quiet?: boolean; json?: boolean }) => {
+      const { items } = await client().json<{ items: ContainerJson[] }>('GET', '/v1/containers', { query: { filter: opts.filter } });
+      if (opts.json) return printJson(items);
+      if (opts.quiet) return items.forEach((x) => process.stdout.write(x.id + '\n'));
+      printTable(['CONTAINER', 'IMAGE', 'RUNTIME', 'CREATED'], items.map((x) => [x.id, x.image, x.runtime.name, age(x.createdAt)]));
+    });
+
+  containers
+    .command('info <id>')
+    .description('show a container, with its OCI spec, as JSON')
+    .action(async (id: string) => printJson(await client().json('GET', `/v1/containers/${seg(id)}`)));
+
+  containers
+    .command('rm <id...>')
+    .alias('remove')
+    .description('delete containers and their snapshots (a container with a task: delete the task first)')
+    .option('--keep-snapshot', 'keep the container\'s snapshot')
+    .action(async (ids: string[], opts: { keepSnapshot?: boolean }) => {
+      for (const id of ids) {
+        await client().json('DELETE', `/v1/containers/${seg(id)}`, { query: { keepSnapshot: opts.keepSnapshot ? 'true' : undefined } });
+        process.stdout.write(id + '\n');
+      }
+    });
+
+  containers
+    .command('label <id> [labels...]')
+    .description('set (k=v) or remove (k=) labels of a container')
+    .option('--replace', 'replace all labels with the ones given')
+    .action(async (id: string, labels: string[], opts: { replace?: boolean }) => {
+      const c = await client().json<ContainerJson>('PATCH', `/v1/containers/${seg(id)}`, { json: labelPatch(labels, opts.replace) });
+      process.stdout.write(`${c.id} ${formatLabels(c.labels)}\n`);
+    });
+
+  const tasks = program.command('tasks').alias('task').description('manage tasks (the processes of containers)');
+
+  tasks
+    .command('ls')
+    .alias('list')
+    .description('list tasks')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const { items } = await client().json<{ items: TaskJson[] }>('GET', '/v1/tasks');
+      if (opts.json) return printJson(items);
+      printTable(
+        ['TASK', 'PID', 'STATUS'],
+        items.map((t) => [t.id, String(t.pid), t.status === 'stopped' ? `stopped (exit ${t.exitCode})` : t.status.toUpperCase()]),
+      );
+    });
+
+  tasks
+    .command('kill <id>')
+    .description('signal a task\'s process')
+    .option('-s, --signal <signal>', 'signal name or number', 'SIGTERM')
+    .option('-a, --all', 'signal every process of the container')
+    .action(async (id: string, opts: { signal: string; all?: boolean }) => {
+      const signal = /^\d+$/.test(opts.signal) ? Number(opts.signal) : opts.signal;
+      await client().json('POST', `/v1/containers/${seg(id)}/task/kill`, { json: { signal, ...(opts.all ? { all: true } : {}) } });
+    });
+
+  tasks
+    .command('rm <id...>')
+    .alias('delete')
+    .description('delete stopped tasks (their root file systems are unmounted)')
+    .action(async (ids: string[]) => {
+      for (const id of ids) {
+        const exit = await client().json<ExitJson>('DELETE', `/v1/containers/${seg(id)}/task`);
+        process.stdout.write(`${id}: exit ${exit.exitCode}\n`);
+      }
+    });
+
+  tasks
+    .command('wait <id>')
+    .description('wait for a task to exit; exits with its exit code')
+    .action(async (id: string) => {
+      const exit = await client().json<ExitJson>('GET', `/v1/containers/${seg(id)}/task/wait`, { bodyTimeout: 0 });
+      process.stdout.write(`${exit.exitCode}\n`);
+      process.exitCode = exit.exitCode;
+    });
+
+  tasks
+    .command('logs <id>')
+    .description('print a task\'s output')
+    .option('-f, --follow', 'go on printing until the task exits')
+    .option('--stderr', 'print its stderr instead of its stdout')
+    .action(async (id: string, opts: { follow?: boolean; stderr?: boolean }) => {
+      const stream = opts.stderr ? 'stderr' : 'stdout';
+      const res = await client().send('GET', `/v1/containers/${seg(id)}/task/logs`, {
+        query: { stream, ...(opts.follow ? { follow: 'true' } : {}) },
+        bodyTimeout: 0,
+      });
+      for await (const chunk of res.body) process.stdout.write(chunk as Buffer);
+    });
+}

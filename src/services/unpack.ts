@@ -1,0 +1,53 @@
+// Unpacking an image already in the content store (containerd's client Image.Unpack): the
+// manifest for the platform, its config's diffIDs, each layer read from the store. Runs in a
+// lease of its own so nothing it makes is collected half way; afterwards the image's config
+// holds the snapshots (`containerd.io/gc.ref.snapshot.<snapshotter>`).
+import { invalidArgument } from '../errors.js';
+import type { OpContext } from '../metadata/context.js';
+import type { MetadataContentStore } from '../metadata/content.js';
+import type { LeaseManager } from '../metadata/leases.js';
+import type { Descriptor } from '../metadata/db.js';
+import { isLayerType } from '../unpack/mediatypes.js';
+import type { Unpacker, UnpackResult } from '../unpack/unpacker.js';
+import type { ImageService } from './images.js';
+
+export interface ImageUnpackOptions {
+  snapshotter?: string;
+  platform?: string;
+}
+
+export class UnpackService {
+  constructor(
+    private readonly images: ImageService,
+    private readonly content: MetadataContentStore,
+    private readonly leases: LeaseManager,
+    private readonly unpacker: Unpacker,
+    readonly defaultSnapshotter: string,
+  ) {}
+
+  async unpack(ctx: OpContext, name: string, opts: ImageUnpackOptions = {}): Promise<UnpackResult> {
+    const image = await this.images.inspect(ctx, name, { platform: opts.platform });
+    const config = image.manifest.config as Descriptor | undefined;
+    if (!config) throw invalidArgument(`image ${JSON.stringify(name)}: its manifest has no config`);
+    const inspected = image.layers.filter((l) => isLayerType(l.mediaType));
+    const diffIds = inspected.map((l) => l.diffId ?? '');
+    const layers: Descriptor[] = inspected.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size }));
+    if (diffIds.some((d) => !d)) throw invalidArgument(`image ${JSON.stringify(name)}: its config has no diff_id for every layer`);
+    const lease = await this.leases.create(ctx, { labels: { 'berth.io/unpack': name }, expiresIn: 60 * 60 * 1000 });
+    const leased = { ...ctx, lease: lease.id };
+    try {
+      return await this.unpacker.unpack(leased, {
+        config,
+        layers,
+        diffIds,
+        snapshotter: opts.snapshotter ?? this.defaultSnapshotter,
+        source: (desc) =>
+          (async function* (content: MetadataContentStore) {
+            yield* (await content.readerAt(leased, desc.digest)).stream();
+          })(this.content),
+      });
+    } finally {
+      await this.leases.delete(ctx, lease.id).catch(() => {}); // it expires by itself otherwise
+    }
+  }
+}
