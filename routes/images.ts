@@ -36,10 +36,16 @@ export const imageRoutes: FastifyPluginAsync<{ images: ImageService; unpack?: Un
 
   app.post<{ Params: NameParams; Body: { snapshotter?: string; platform?: string } }>(
     '/v1/images/:name/unpack',
-    { schema: routeSchema('post', '/v1/images/{name}/unpack') },
+    {
+      schema: routeSchema('post', '/v1/images/{name}/unpack'),
+      // The body is optional: none means the defaults.
+      preValidation: async (req) => {
+        req.body ??= {};
+      },
+    },
     async (req) => {
       if (!unpack) throw new BerthError('not_implemented', 'unpack unavailable: the pulls plugin (which holds the unpacker) did not load');
-      const r = await unpack.unpack(opContext(req), req.params.name, req.body ?? {});
+      const r = await unpack.unpack(opContext(req), req.params.name, req.body);
       return { snapshotter: r.snapshotter, chainId: r.chainId, unpacked: r.unpacked, existing: r.existing };
     },
   );

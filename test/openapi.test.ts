@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
@@ -23,10 +23,14 @@ import { parse as parseYaml } from 'yaml';
 import type { EventBus } from '../src/events/bus.js';
 import { builtinPlugins } from '../src/plugins/index.js';
 import type { Registration } from '../src/plugins/registry.js';
+import { Runc } from '../src/runtime/runc.js';
 import { registerApi } from '../src/server.js';
+import { unmountAll } from '../src/snapshots/mount.js';
+import { busyboxConfig, busyboxLayer } from './fixtures/busybox.js';
 import { bigLayer, buildImage, multiPlatformImage, pushImage, type Image as FixtureImage } from './fixtures/images.js';
 import { freePort, startRegistry, type Registry } from './fixtures/registry.js';
 import { startTestServer, type TestServer } from './fixtures/server.js';
+import { chainIdsOf, overlayUnsupported } from './fixtures/unpack.js';
 
 // ajv-formats is CommonJS with `exports.default`: the same function either way it is loaded.
 const addFormats = addFormatsModule.default;
@@ -261,6 +265,8 @@ interface Res {
   headers: Headers;
   body: Buffer;
   json?: any;
+  /** For a `stream` row: the server ended the answer (rather than the client leaving it). */
+  ended?: boolean;
 }
 
 interface Row {
@@ -282,6 +288,8 @@ interface Row {
    * is enough (or 5 s pass), then disconnect. `trigger` runs once the first bytes arrived.
    */
   stream?: { until: (text: string) => boolean; trigger?: () => Promise<void> };
+  /** A known bug, reported: the row runs but its failure does not fail the file. */
+  todo?: string;
 }
 
 const blob = (text: string) => {
@@ -330,6 +338,24 @@ let silent: { host: string; close(): Promise<void> };
 let closedPort = 0;
 let pulled = '';
 let hanging = '';
+
+// Snapshots, unpacking, containers and tasks. Containers run busybox (test/busybox:1, built from
+// the host's busybox-static) in a namespace of their own: runc puts each in the cgroup
+// /<namespace>/<id>, and the pid keeps concurrent runs of this file apart.
+let busybox: FixtureImage;
+const busyboxRef = () => `${registry.host}/test/busybox:1`;
+const appRef = () => `${registry.host}/test/app:1`;
+const runNs = `api-run-${process.pid}`;
+const inRun = { 'berth-namespace': runNs };
+const badNs = { 'berth-namespace': 'bad/ns' };
+const overlaySkip = await overlayUnsupported();
+/** The snapshotter the server uses when a request names none: overlayfs where it works. */
+const defaultSn = overlaySkip ? 'native' : 'overlayfs';
+/** The mounts `prepare` answered for the native snapshot `base-active`. */
+let baseMounts: Json[] = [];
+/** What `base-active` used just before it was committed. */
+let baseUsage: Json = {};
+const helloFile = { name: 'hello.txt', bytes: Buffer.alloc(10_000, 'h') };
 
 async function silentServer(): Promise<{ host: string; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
@@ -385,6 +411,61 @@ function pullListeners(id: string): number {
   const pull = (manager as { pulls: Map<string, { events: EventEmitter }> }).pulls.get(id);
   assert.ok(pull, `pull ${id}`);
   return pull.events.listenerCount('event');
+}
+
+/** What a loaded plugin exports (its root, its state folder), or undefined. */
+function pluginExports(type: string, id: string): Record<string, any> | undefined {
+  return server.plugins.list().find((p) => p.type === type && p.id === id && p.status === 'ok')?.exports;
+}
+
+/** Where the runtime keeps a task's bundle (its root file system is mounted there). */
+function bundleOf(id: string): string {
+  const state = pluginExports('io.berth.runtime.v1', 'runc')?.state;
+  assert.ok(state, 'the runtime plugin exports its state folder');
+  return join(state, 'tasks', runNs, id);
+}
+
+/** The mount points at or under `dir`. */
+async function mountedUnder(dir: string): Promise<string[]> {
+  const points = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').map((l) => l.split(' ')[4]);
+  return points.filter((m) => m && (m === dir || m.startsWith(`${dir}/`)));
+}
+
+/** A busybox container in the run namespace. */
+async function runContainer(id: string, body: Json): Promise<void> {
+  const res = await api('POST', '/v1/containers', { json: { id, image: busyboxRef(), ...body }, headers: inRun });
+  assert.equal(res.status, 201, `container ${id}: ${JSON.stringify(res.json)}`);
+}
+
+async function startTask(id: string): Promise<void> {
+  const res = await api('POST', `/v1/containers/${id}/task`, { headers: inRun });
+  assert.equal(res.status, 201, `task ${id}: ${JSON.stringify(res.json)}`);
+}
+
+/**
+ * After the rows, also when some failed: the run namespace's tasks killed and deleted and its
+ * containers removed through the API; then what runc still has, mounts under the server's
+ * folder and the namespace's cgroups.
+ */
+async function removeRunNamespaceTasks(): Promise<void> {
+  const tasks: Json[] = (await api('GET', '/v1/tasks', { headers: inRun })).json?.items ?? [];
+  for (const t of tasks) {
+    await api('POST', `/v1/containers/${t.id}/task/kill`, { json: { signal: 'SIGKILL', all: true }, headers: inRun });
+    // 412 until the shim has seen the process go.
+    for (let i = 0; i < 100 && (await api('DELETE', `/v1/containers/${t.id}/task`, { headers: inRun })).status === 412; i++) await sleep(20);
+  }
+  const containers: Json[] = (await api('GET', '/v1/containers', { headers: inRun })).json?.items ?? [];
+  for (const c of containers) await api('DELETE', `/v1/containers/${c.id}`, { headers: inRun });
+  const state = pluginExports('io.berth.runtime.v1', 'runc')?.state;
+  if (state) {
+    const runc = new Runc({ root: join(state, 'runc', runNs) });
+    for (const c of await runc.list().catch(() => [])) await runc.delete(c.id, { force: true }).catch(() => undefined);
+  }
+  await unmountAll(server.dir);
+  // runc leaves the namespace's parent cgroup (as containerd does); a test run should not.
+  for (const hierarchy of await readdir('/sys/fs/cgroup').catch(() => [])) {
+    await rmdir(join('/sys/fs/cgroup', hierarchy, runNs)).catch(() => undefined);
+  }
 }
 
 /** Where the content plugin keeps a blob (containerd's layout under the plugin's root). */
@@ -455,23 +536,30 @@ async function call(op: DocOperation, row: Row): Promise<Res> {
   }
   const abort = new AbortController();
   const res = await fetch(url, { method: op.method.toUpperCase(), headers, body, signal: abort.signal });
-  const bytes = row.stream && res.ok ? await readUntil(res, abort, row.stream) : Buffer.from(await res.arrayBuffer());
-  const out: Res = { status: res.status, headers: res.headers, body: bytes };
+  const { bytes, ended } = row.stream && res.ok ? await readUntil(res, abort, row.stream) : { bytes: Buffer.from(await res.arrayBuffer()), ended: undefined };
+  const out: Res = { status: res.status, headers: res.headers, body: bytes, ...(ended !== undefined ? { ended } : {}) };
   if (/^application\/json\b/.test(res.headers.get('content-type') ?? '') && bytes.length > 0) {
     out.json = JSON.parse(bytes.toString('utf8'));
   }
   return out;
 }
 
-/** Reads an endless body until `stream.until` is satisfied or 5 s pass, then disconnects. */
-async function readUntil(res: Response, abort: AbortController, stream: NonNullable<Row['stream']>): Promise<Buffer> {
+/**
+ * Reads an endless body until `stream.until` is satisfied or 5 s pass, then disconnects.
+ * `ended`: the server ended the body first.
+ */
+async function readUntil(res: Response, abort: AbortController, stream: NonNullable<Row['stream']>): Promise<{ bytes: Buffer; ended: boolean }> {
   const chunks: Buffer[] = [];
+  let ended = false;
   const deadline = setTimeout(() => abort.abort(), 5000);
   try {
     const reader = res.body!.getReader();
     for (let triggered = false; ; ) {
       const { done, value } = await reader.read();
-      if (done) break;
+      if (done) {
+        ended = true;
+        break;
+      }
       chunks.push(Buffer.from(value));
       if (stream.until(Buffer.concat(chunks).toString('utf8'))) break;
       if (!triggered) {
@@ -485,7 +573,7 @@ async function readUntil(res: Response, abort: AbortController, stream: NonNulla
     clearTimeout(deadline);
     abort.abort();
   }
-  return Buffer.concat(chunks);
+  return { bytes: Buffer.concat(chunks), ended };
 }
 
 /** The checks every answer gets, whatever the row. */
@@ -1739,13 +1827,13 @@ const rows: Row[] = [
     body: { ref: 'alpine', platform: 'linux/amd64', allPlatforms: true },
   },
   {
-    name: 'start pull: unpack is not implemented yet (501), nothing started',
+    name: 'start pull: snapshotter without unpack is 400, nothing started',
     op: 'startPull',
-    status: 501,
-    body: { ref: 'alpine', unpack: true },
+    status: 400,
+    body: { ref: 'alpine', snapshotter: 'native' },
     check: async (r) => {
-      assert.equal(errorCode(r), 'not_implemented');
-      mentions(r, 'unpack');
+      assert.equal(errorCode(r), 'invalid_argument');
+      mentions(r, 'snapshotter');
       assert.deepEqual((await api('GET', '/v1/pulls')).json.items, []);
     },
   },
@@ -1957,6 +2045,41 @@ const rows: Row[] = [
       assert.ok(r.json.error.message.includes('nope'), r.json.error.message);
     },
   },
+  // Unpacking pulls, in the namespace the containers below run in.
+  {
+    // The snapshotter is looked up when the first manifest is unpacked: the pull starts, then fails.
+    name: 'start pull: unpack into a snapshotter that is not loaded fails naming it; no image recorded',
+    op: 'startPull',
+    status: 200,
+    query: [['wait', 'true']],
+    headers: inRun,
+    body: () => ({ ref: busyboxRef(), unpack: true, snapshotter: 'nope' }),
+    check: async (r) => {
+      assert.equal(r.json.state, 'failed', JSON.stringify(r.json));
+      assert.equal(r.json.error.code, 'not_found', JSON.stringify(r.json.error));
+      mentions(r, '"nope"');
+      assert.deepEqual(r.json.unpacks, []);
+      assert.equal(r.json.image, undefined);
+      assert.equal((await api('GET', `/v1/images/${encodeURIComponent(busyboxRef())}`, { headers: inRun })).status, 404);
+    },
+  },
+  {
+    name: 'start pull: unpack: true (wait) unpacks into the default snapshotter; unpacks names the top chainID',
+    op: 'startPull',
+    status: 200,
+    query: [['wait', 'true']],
+    headers: inRun,
+    body: () => ({ ref: busyboxRef(), unpack: true }),
+    check: async (r) => {
+      assert.equal(r.json.state, 'done', JSON.stringify(r.json.error));
+      assert.equal(r.json.image, busyboxRef());
+      const [chainId] = chainIdsOf([busybox.layers[0].diffID]);
+      assert.deepEqual(r.json.unpacks, [{ snapshotter: defaultSn, chainId, unpacked: 1, existing: 0 }]);
+      const snapshot = await api('GET', `/v1/snapshotters/${defaultSn}/snapshots/${encodeURIComponent(chainId)}`, { headers: inRun });
+      assert.equal(snapshot.status, 200, JSON.stringify(snapshot.json));
+      assert.equal(snapshot.json.kind, 'committed');
+    },
+  },
 
   // ---- inspect ----
   {
@@ -2062,6 +2185,843 @@ const rows: Row[] = [
     check: (r) => mentions(r, 'application/octet-stream'),
     after: async () => void (await api('DELETE', `/v1/images/${encodeURIComponent('blob:1')}`)),
   },
+
+  // ---- snapshotters and snapshots (on native: it works everywhere) ----
+  {
+    name: 'list snapshotters: the loaded ones, the default marked',
+    op: 'listSnapshotters',
+    status: 200,
+    check: (r) =>
+      assert.deepEqual(
+        r.json.items,
+        overlaySkip ? [{ name: 'native', default: true }] : [{ name: 'overlayfs', default: true }, { name: 'native', default: false }],
+      ),
+  },
+  { name: 'list snapshots: none yet', op: 'listSnapshots', status: 200, params: { sn: 'native' }, check: (r) => assert.deepEqual(r.json.items, []) },
+  {
+    name: 'list snapshots: a snapshotter that is not loaded is 404 naming it',
+    op: 'listSnapshots',
+    status: 404,
+    params: { sn: 'nope' },
+    check: (r) => mentions(r, '"nope"'),
+  },
+  {
+    name: 'prepare snapshot: an empty file system, with labels; a writable bind mount under the plugin\'s root',
+    op: 'prepareSnapshot',
+    status: 201,
+    params: { sn: 'native' },
+    body: { key: 'base-active', labels: { stage: 'active' } },
+    check: (r) => {
+      assert.equal(r.json.key, 'base-active');
+      assert.equal(r.json.mounts.length, 1, JSON.stringify(r.json.mounts));
+      const [m] = r.json.mounts;
+      assert.equal(m.type, 'bind');
+      assert.ok(m.options.includes('rw'), JSON.stringify(m));
+      assert.ok(m.source.startsWith(`${pluginExports('io.berth.snapshotter.v1', 'native')?.root}/`), m.source);
+      baseMounts = r.json.mounts;
+    },
+  },
+  {
+    name: 'prepare snapshot: an existing key is 409',
+    op: 'prepareSnapshot',
+    status: 409,
+    params: { sn: 'native' },
+    body: { key: 'base-active' },
+    check: (r) => mentions(r, 'base-active'),
+  },
+  {
+    name: 'prepare snapshot: a parent that does not exist is 404, nothing made',
+    op: 'prepareSnapshot',
+    status: 404,
+    params: { sn: 'native' },
+    body: { key: 'orphan', parent: 'no-such-parent' },
+    check: async (r) => {
+      mentions(r, 'no-such-parent');
+      assert.equal((await api('GET', '/v1/snapshotters/native/snapshots/orphan')).status, 404);
+    },
+  },
+  {
+    name: 'prepare snapshot: a parent that is not committed is 400, nothing made',
+    op: 'prepareSnapshot',
+    status: 400,
+    params: { sn: 'native' },
+    body: { key: 'on-active', parent: 'base-active' },
+    check: async () => assert.equal((await api('GET', '/v1/snapshotters/native/snapshots/on-active')).status, 404),
+  },
+  { name: 'prepare snapshot: an empty key is 400', op: 'prepareSnapshot', status: 400, params: { sn: 'native' }, body: { key: '' } },
+  {
+    name: 'prepare snapshot: an unknown property (parnet) is 400',
+    op: 'prepareSnapshot',
+    status: 400,
+    params: { sn: 'native' },
+    body: { key: 'typo', parnet: 'x' },
+  },
+  { name: 'prepare snapshot: a snapshotter that is not loaded is 404', op: 'prepareSnapshot', status: 404, params: { sn: 'nope' }, body: { key: 'x' } },
+  {
+    name: 'snapshot mounts: an active snapshot\'s, as prepare answered them',
+    op: 'snapshotMounts',
+    status: 200,
+    params: { sn: 'native', key: 'base-active' },
+    check: (r) => assert.deepEqual(r.json.mounts, baseMounts),
+  },
+  {
+    name: 'snapshot usage: an active snapshot, measured now (a file written into it counts)',
+    op: 'snapshotUsage',
+    status: 200,
+    params: { sn: 'native', key: 'base-active' },
+    before: () => writeFile(join(baseMounts[0].source, helloFile.name), helloFile.bytes),
+    check: (r) => {
+      assert.equal(r.json.inodes, 2, 'the folder and the file');
+      assert.ok(r.json.size >= helloFile.bytes.length, JSON.stringify(r.json));
+      baseUsage = r.json;
+    },
+  },
+  {
+    name: 'commit snapshot: the active snapshot becomes "base", with only the labels given; the key is gone',
+    op: 'commitSnapshot',
+    status: 201,
+    params: { sn: 'native' },
+    body: { name: 'base', key: 'base-active', labels: { stage: 'committed', keep: 'yes' } },
+    check: async (r) => {
+      assert.equal(r.json.kind, 'committed');
+      assert.equal(r.json.name, 'base');
+      assert.equal(r.json.parent, undefined);
+      assert.deepEqual(r.json.labels, { stage: 'committed', keep: 'yes' });
+      assert.equal((await api('GET', '/v1/snapshotters/native/snapshots/base-active')).status, 404);
+    },
+  },
+  {
+    name: 'commit snapshot: a key that does not exist is 404 naming it',
+    op: 'commitSnapshot',
+    status: 404,
+    params: { sn: 'native' },
+    body: { name: 'base2', key: 'base-active' },
+    check: (r) => mentions(r, 'base-active'),
+  },
+  {
+    name: 'commit snapshot: an existing name is 409',
+    op: 'commitSnapshot',
+    status: 409,
+    params: { sn: 'native' },
+    body: { name: 'base', key: 'whatever' },
+    check: (r) => mentions(r, 'base'),
+  },
+  { name: 'commit snapshot: without a key is 400', op: 'commitSnapshot', status: 400, params: { sn: 'native' }, body: { name: 'base3' } },
+  {
+    name: 'view snapshot: a read-only view of base shows base\'s files',
+    op: 'viewSnapshot',
+    status: 201,
+    params: { sn: 'native' },
+    body: { key: 'base-view', parent: 'base' },
+    check: async (r) => {
+      assert.equal(r.json.key, 'base-view');
+      const [m] = r.json.mounts;
+      assert.equal(m.type, 'bind');
+      assert.ok(m.options.includes('ro'), JSON.stringify(m));
+      assert.deepEqual(await readFile(join(m.source, helloFile.name)), helloFile.bytes);
+    },
+  },
+  {
+    name: 'view snapshot: a parent that does not exist is 404',
+    op: 'viewSnapshot',
+    status: 404,
+    params: { sn: 'native' },
+    body: { key: 'v2', parent: 'nope' },
+    check: (r) => mentions(r, 'nope'),
+  },
+  { name: 'view snapshot: an existing key is 409', op: 'viewSnapshot', status: 409, params: { sn: 'native' }, body: { key: 'base-view', parent: 'base' } },
+  { name: 'view snapshot: without a key is 400', op: 'viewSnapshot', status: 400, params: { sn: 'native' }, body: { parent: 'base' } },
+  {
+    name: 'commit snapshot: a view is 412; it stays a view',
+    op: 'commitSnapshot',
+    status: 412,
+    params: { sn: 'native' },
+    body: { name: 'from-view', key: 'base-view' },
+    check: async (r) => {
+      assert.equal(errorCode(r), 'failed_precondition');
+      assert.equal((await api('GET', '/v1/snapshotters/native/snapshots/base-view')).json.kind, 'view');
+      assert.equal((await api('GET', '/v1/snapshotters/native/snapshots/from-view')).status, 404);
+    },
+  },
+  { name: 'prepare snapshot: a child of base', op: 'prepareSnapshot', status: 201, params: { sn: 'native' }, body: { key: 'child', parent: 'base' } },
+  {
+    name: 'get snapshot: a committed one, by name',
+    op: 'getSnapshot',
+    status: 200,
+    params: { sn: 'native', key: 'base' },
+    check: (r) => {
+      assert.equal(r.json.kind, 'committed');
+      assert.deepEqual(r.json.labels, { stage: 'committed', keep: 'yes' });
+      assert.match(r.json.createdAt, /\.\d{9}Z$/);
+    },
+  },
+  {
+    name: 'get snapshot: an active one, with its parent',
+    op: 'getSnapshot',
+    status: 200,
+    params: { sn: 'native', key: 'child' },
+    check: (r) => {
+      assert.equal(r.json.kind, 'active');
+      assert.equal(r.json.name, 'child');
+      assert.equal(r.json.parent, 'base');
+    },
+  },
+  { name: 'get snapshot: unknown is 404 naming it', op: 'getSnapshot', status: 404, params: { sn: 'native', key: 'nope' }, check: (r) => mentions(r, 'nope') },
+  { name: 'get snapshot: a snapshotter that is not loaded is 404', op: 'getSnapshot', status: 404, params: { sn: 'nope', key: 'base' } },
+  { name: 'snapshot mounts: a committed snapshot has none (412)', op: 'snapshotMounts', status: 412, params: { sn: 'native', key: 'base' } },
+  { name: 'snapshot mounts: unknown is 404', op: 'snapshotMounts', status: 404, params: { sn: 'native', key: 'nope' } },
+  {
+    name: 'snapshot usage: a committed snapshot, as measured at commit',
+    op: 'snapshotUsage',
+    status: 200,
+    params: { sn: 'native', key: 'base' },
+    check: (r) => assert.deepEqual(r.json, baseUsage),
+  },
+  {
+    name: 'snapshot usage: a view is zero',
+    op: 'snapshotUsage',
+    status: 200,
+    params: { sn: 'native', key: 'base-view' },
+    check: (r) => assert.deepEqual(r.json, { inodes: 0, size: 0 }),
+  },
+  { name: 'snapshot usage: unknown is 404', op: 'snapshotUsage', status: 404, params: { sn: 'native', key: 'nope' } },
+  {
+    name: 'update snapshot: labels.<key> field paths change only those keys',
+    op: 'updateSnapshot',
+    status: 200,
+    params: { sn: 'native', key: 'base' },
+    body: { labels: { tier: 'gold' }, fieldpaths: ['labels.tier', 'labels.keep'] },
+    check: (r) => {
+      assert.deepEqual(r.json.labels, { stage: 'committed', tier: 'gold' });
+      assert.ok(r.json.updatedAt > r.json.createdAt, `${r.json.updatedAt} after ${r.json.createdAt}`);
+    },
+  },
+  {
+    name: 'update snapshot: labels without field paths replace them all',
+    op: 'updateSnapshot',
+    status: 200,
+    params: { sn: 'native', key: 'base' },
+    body: { labels: { only: 'this' } },
+    check: (r) => assert.deepEqual(r.json.labels, { only: 'this' }),
+  },
+  {
+    name: 'update snapshot: a field path other than labels is 400',
+    op: 'updateSnapshot',
+    status: 400,
+    params: { sn: 'native', key: 'base' },
+    body: { labels: {}, fieldpaths: ['parent'] },
+  },
+  { name: 'update snapshot: unknown is 404', op: 'updateSnapshot', status: 404, params: { sn: 'native', key: 'nope' }, body: { labels: {} } },
+  {
+    name: 'list snapshots: filter by kind',
+    op: 'listSnapshots',
+    status: 200,
+    params: { sn: 'native' },
+    query: [['filter', 'kind==committed']],
+    check: (r) => assert.deepEqual(r.json.items.map((i: Json) => i.name), ['base']),
+  },
+  {
+    name: 'list snapshots: filters OR across parameters (a parent, a label); sorted by key',
+    op: 'listSnapshots',
+    status: 200,
+    params: { sn: 'native' },
+    query: [
+      ['filter', 'parent==base'],
+      ['filter', 'labels.only==this'],
+    ],
+    check: (r) => assert.deepEqual(r.json.items.map((i: Json) => [i.name, i.kind]), [['base', 'committed'], ['base-view', 'view'], ['child', 'active']]),
+  },
+  { name: 'list snapshots: unparsable filter is 400', op: 'listSnapshots', status: 400, params: { sn: 'native' }, query: [['filter', 'kind==']] },
+  ...(['getSnapshot', 'deleteSnapshot', 'snapshotMounts', 'snapshotUsage', 'listSnapshots'] as const).map(
+    (op): Row => ({
+      name: 'a Berth-Namespace that is no identifier is 400',
+      op,
+      status: 400,
+      params: { sn: 'native', key: 'base' },
+      headers: badNs,
+      check: (r) => mentions(r, 'bad/ns'),
+    }),
+  ),
+  {
+    name: 'delete snapshot: one that others sit on is 412; it stays',
+    op: 'deleteSnapshot',
+    status: 412,
+    params: { sn: 'native', key: 'base' },
+    check: async () => assert.equal((await api('GET', '/v1/snapshotters/native/snapshots/base')).status, 200),
+  },
+  { name: 'delete snapshot: unknown is 404', op: 'deleteSnapshot', status: 404, params: { sn: 'native', key: 'nope' } },
+  { name: 'delete snapshot: the view', op: 'deleteSnapshot', status: 204, params: { sn: 'native', key: 'base-view' } },
+  { name: 'delete snapshot: the child', op: 'deleteSnapshot', status: 204, params: { sn: 'native', key: 'child' } },
+  {
+    name: 'delete snapshot: base, with nothing on it now; its files are gone',
+    op: 'deleteSnapshot',
+    status: 204,
+    params: { sn: 'native', key: 'base' },
+    check: async () => {
+      assert.deepEqual((await api('GET', '/v1/snapshotters/native/snapshots')).json.items, []);
+      await assert.rejects(readFile(join(baseMounts[0].source, helloFile.name)), { code: 'ENOENT' });
+    },
+  },
+
+  // ---- unpacking a stored image (test/app:1, pulled above without unpacking, every platform) ----
+  {
+    name: 'unpack image: into the default snapshotter, a committed snapshot per layer named by its chainID',
+    op: 'unpackImage',
+    status: 200,
+    params: { name: 'app' },
+    body: {},
+    before: async () => {
+      rowParams.name = appRef();
+    },
+    check: async (r) => {
+      const chain = chainIdsOf(multi.images[0].layers.map((l) => l.diffID));
+      assert.deepEqual(r.json, { snapshotter: defaultSn, chainId: chain.at(-1), unpacked: 2, existing: 0 });
+      for (const id of chain) {
+        const snapshot = await api('GET', `/v1/snapshotters/${defaultSn}/snapshots/${encodeURIComponent(id)}`);
+        assert.equal(snapshot.json?.kind, 'committed', `snapshot ${id}: ${JSON.stringify(snapshot.json)}`);
+      }
+    },
+  },
+  {
+    name: 'unpack image: again, every snapshot exists',
+    op: 'unpackImage',
+    status: 200,
+    params: { name: 'app' },
+    body: {},
+    before: async () => {
+      rowParams.name = appRef();
+    },
+    check: (r) => assert.deepEqual([r.json.unpacked, r.json.existing], [0, 2]),
+  },
+  {
+    name: 'unpack image: another platform into another snapshotter',
+    op: 'unpackImage',
+    status: 200,
+    params: { name: 'app' },
+    body: { snapshotter: 'native', platform: 'linux/arm64' },
+    before: async () => {
+      rowParams.name = appRef();
+    },
+    check: (r) =>
+      assert.deepEqual(r.json, {
+        snapshotter: 'native',
+        chainId: chainIdsOf(multi.images[1].layers.map((l) => l.diffID)).at(-1),
+        unpacked: 2,
+        existing: 0,
+      }),
+  },
+  {
+    // The body is optional (requestBody.required: false; the route reads `req.body ?? {}`).
+    name: 'unpack image: without a body, the defaults',
+    op: 'unpackImage',
+    status: 200,
+    params: { name: 'app' },
+    before: async () => {
+      rowParams.name = appRef();
+    },
+    check: (r) => assert.equal(r.json.snapshotter, defaultSn),
+  },
+  { name: 'unpack image: unknown is 404 naming it', op: 'unpackImage', status: 404, params: { name: 'nope:1' }, body: {}, check: (r) => mentions(r, 'nope:1') },
+  {
+    name: 'unpack image: a snapshotter that is not loaded is 404 naming it',
+    op: 'unpackImage',
+    status: 404,
+    params: { name: 'app' },
+    body: { snapshotter: 'nope' },
+    before: async () => {
+      rowParams.name = appRef();
+    },
+    check: (r) => mentions(r, '"nope"'),
+  },
+  { name: 'unpack image: an unknown property (snapshoter) is 400', op: 'unpackImage', status: 400, params: { name: 'nope:1' }, body: { snapshoter: 'native' } },
+  {
+    name: 'unpack image: a malformed platform is 400 naming it',
+    op: 'unpackImage',
+    status: 400,
+    params: { name: 'app' },
+    body: { platform: 'linux/amd64/v1/x' },
+    before: async () => {
+      rowParams.name = appRef();
+    },
+    check: (r) => mentions(r, 'linux/amd64/v1/x'),
+  },
+  {
+    name: 'unpack image: a target that is no manifest or index is 412',
+    op: 'unpackImage',
+    status: 412,
+    params: { name: 'blob:2' },
+    body: {},
+    before: async () => {
+      const res = await api('POST', '/v1/images', { json: { name: 'blob:2', target: { mediaType: 'application/octet-stream', digest: missing, size: 10 } } });
+      assert.equal(res.status, 201);
+    },
+    check: (r) => mentions(r, 'application/octet-stream'),
+    after: async () => void (await api('DELETE', `/v1/images/${encodeURIComponent('blob:2')}`)),
+  },
+
+  // ---- containers (busybox, unpacked by the pull above, in the run namespace) ----
+  { name: 'list containers: none yet', op: 'listContainers', status: 200, headers: inRun, check: (r) => assert.deepEqual(r.json.items, []) },
+  {
+    name: 'create container: a writable snapshot on the image\'s chainID; the spec from the image and the request',
+    op: 'createContainer',
+    status: 201,
+    headers: inRun,
+    body: () => ({ id: 'hello', image: busyboxRef(), args: ['echo', 'hi'], env: ['EXTRA=1'], labels: { app: 'hello' } }),
+    check: async (r) => {
+      assert.equal(r.json.id, 'hello');
+      assert.equal(r.json.image, busyboxRef());
+      assert.deepEqual(r.json.runtime, { name: 'io.containerd.runc.v2' });
+      assert.equal(r.json.snapshotter, defaultSn);
+      assert.equal(r.json.snapshotKey, 'hello');
+      assert.deepEqual(r.json.labels, { app: 'hello' });
+      assert.deepEqual(r.json.spec.process.args, ['echo', 'hi'], 'args replace the image\'s Cmd');
+      assert.equal(r.json.spec.process.cwd, busyboxConfig.WorkingDir);
+      assert.deepEqual(r.json.spec.process.env, [...busyboxConfig.Env!, 'EXTRA=1']);
+      const snapshot = await api('GET', `/v1/snapshotters/${defaultSn}/snapshots/hello`, { headers: inRun });
+      assert.equal(snapshot.json?.kind, 'active', JSON.stringify(snapshot.json));
+      assert.equal(snapshot.json.parent, chainIdsOf([busybox.layers[0].diffID])[0]);
+    },
+  },
+  {
+    name: 'create container: an existing id is 409',
+    op: 'createContainer',
+    status: 409,
+    headers: inRun,
+    body: () => ({ id: 'hello', image: busyboxRef() }),
+    check: (r) => mentions(r, 'hello'),
+  },
+  {
+    name: 'create container: an id that is no identifier is 400 naming it',
+    op: 'createContainer',
+    status: 400,
+    headers: inRun,
+    body: () => ({ id: 'bad id', image: busyboxRef() }),
+    check: (r) => mentions(r, 'bad id'),
+  },
+  {
+    name: 'create container: an unknown image is 404 naming it, nothing made',
+    op: 'createContainer',
+    status: 404,
+    headers: inRun,
+    body: { id: 'ghost', image: 'nope:1' },
+    check: async (r) => {
+      mentions(r, 'nope:1');
+      assert.equal((await api('GET', '/v1/containers/ghost', { headers: inRun })).status, 404);
+    },
+  },
+  {
+    name: 'create container: a user the image does not have is 400 naming it, nothing left',
+    op: 'createContainer',
+    status: 400,
+    headers: inRun,
+    body: () => ({ id: 'nobody', image: busyboxRef(), user: 'nobody' }),
+    check: async (r) => {
+      mentions(r, 'nobody');
+      assert.equal((await api('GET', '/v1/containers/nobody', { headers: inRun })).status, 404);
+      assert.equal((await api('GET', `/v1/snapshotters/${defaultSn}/snapshots/nobody`, { headers: inRun })).status, 404);
+    },
+  },
+  {
+    name: 'create container: an unknown property (arg) is 400',
+    op: 'createContainer',
+    status: 400,
+    headers: inRun,
+    body: () => ({ id: 'typo', image: busyboxRef(), arg: ['x'] }),
+  },
+  {
+    name: 'get container: with its spec',
+    op: 'getContainer',
+    status: 200,
+    params: { id: 'hello' },
+    headers: inRun,
+    check: (r) => {
+      assert.equal(r.json.image, busyboxRef());
+      assert.deepEqual(r.json.spec.process.args, ['echo', 'hi']);
+    },
+  },
+  {
+    name: 'get container: unknown is 404 naming it',
+    op: 'getContainer',
+    status: 404,
+    params: { id: 'nope' },
+    headers: inRun,
+    check: (r) => mentions(r, 'nope'),
+  },
+  { name: 'get container: containers are namespaced (another namespace does not see it)', op: 'getContainer', status: 404, params: { id: 'hello' } },
+  {
+    name: 'update container: labels.<key> field paths change only those keys',
+    op: 'updateContainer',
+    status: 200,
+    params: { id: 'hello' },
+    headers: inRun,
+    body: { labels: { tier: 'web' }, fieldpaths: ['labels.tier'] },
+    check: (r) => {
+      assert.deepEqual(r.json.labels, { app: 'hello', tier: 'web' });
+      assert.ok(r.json.updatedAt > r.json.createdAt, `${r.json.updatedAt} after ${r.json.createdAt}`);
+    },
+  },
+  {
+    name: 'update container: a field path other than labels is 400',
+    op: 'updateContainer',
+    status: 400,
+    params: { id: 'hello' },
+    headers: inRun,
+    body: { labels: {}, fieldpaths: ['image'] },
+  },
+  { name: 'update container: unknown is 404', op: 'updateContainer', status: 404, params: { id: 'nope' }, headers: inRun, body: { labels: {} } },
+  {
+    name: 'list containers: filter by label and image',
+    op: 'listContainers',
+    status: 200,
+    headers: inRun,
+    query: [['filter', 'labels.tier==web,image~=busybox']],
+    check: (r) => assert.deepEqual(r.json.items.map((c: Json) => c.id), ['hello']),
+  },
+  { name: 'list containers: unparsable filter is 400', op: 'listContainers', status: 400, headers: inRun, query: [['filter', 'labels.']] },
+
+  // ---- tasks ----
+  { name: 'list tasks: none yet', op: 'listTasks', status: 200, headers: inRun, check: (r) => assert.deepEqual(r.json.items, []) },
+  {
+    name: 'create task: starts the container\'s process',
+    op: 'createTask',
+    status: 201,
+    params: { id: 'hello' },
+    headers: inRun,
+    check: (r) => {
+      assert.equal(r.json.id, 'hello');
+      assert.ok(['running', 'stopped'].includes(r.json.status), r.json.status);
+      assert.ok(r.json.pid > 0, `pid ${r.json.pid}`);
+    },
+  },
+  {
+    name: 'create task: a container with a task already is 409',
+    op: 'createTask',
+    status: 409,
+    params: { id: 'hello' },
+    headers: inRun,
+    check: (r) => mentions(r, 'hello'),
+  },
+  { name: 'create task: unknown container is 404', op: 'createTask', status: 404, params: { id: 'nope' }, headers: inRun, check: (r) => mentions(r, 'nope') },
+  {
+    name: 'create task: an executable the image does not have is 400 with runc\'s message; nothing left',
+    op: 'createTask',
+    status: 400,
+    params: { id: 'noexec' },
+    headers: inRun,
+    before: () => runContainer('noexec', { args: ['/nope'] }),
+    check: async (r) => {
+      mentions(r, '/nope');
+      assert.equal((await api('GET', '/v1/containers/noexec/task', { headers: inRun })).status, 404);
+      assert.deepEqual(await mountedUnder(bundleOf('noexec')), []);
+    },
+    after: async () => void (await api('DELETE', '/v1/containers/noexec', { headers: inRun })),
+  },
+  {
+    name: 'create task: a terminal (tty) is not supported yet (501), nothing left',
+    op: 'createTask',
+    status: 501,
+    params: { id: 'tty' },
+    headers: inRun,
+    before: () => runContainer('tty', { args: ['true'], tty: true }),
+    check: async (r) => {
+      assert.equal(errorCode(r), 'not_implemented');
+      mentions(r, 'console socket');
+      assert.equal((await api('GET', '/v1/containers/tty/task', { headers: inRun })).status, 404);
+    },
+    after: async () => void (await api('DELETE', '/v1/containers/tty', { headers: inRun })),
+  },
+  {
+    name: 'wait task: answers once the process has exited, with its exit code',
+    op: 'waitTask',
+    status: 200,
+    params: { id: 'hello' },
+    headers: inRun,
+    check: (r) => {
+      assert.equal(r.json.exitCode, 0);
+      assert.match(r.json.exitedAt, /\.\d{9}Z$/);
+    },
+  },
+  { name: 'wait task: unknown is 404', op: 'waitTask', status: 404, params: { id: 'nope' }, headers: inRun },
+  {
+    name: 'get task: stopped, with its exit code',
+    op: 'getTask',
+    status: 200,
+    params: { id: 'hello' },
+    headers: inRun,
+    check: (r) => {
+      assert.equal(r.json.status, 'stopped');
+      assert.equal(r.json.exitCode, 0);
+      assert.ok(r.json.startedAt <= r.json.exitedAt, `${r.json.startedAt} before ${r.json.exitedAt}`);
+    },
+  },
+  { name: 'get task: unknown is 404 naming it', op: 'getTask', status: 404, params: { id: 'nope' }, headers: inRun, check: (r) => mentions(r, 'nope') },
+  {
+    name: 'task logs: what the process wrote to stdout (the default stream)',
+    op: 'taskLogs',
+    status: 200,
+    params: { id: 'hello' },
+    headers: inRun,
+    check: (r) => assert.equal(r.body.toString('utf8'), 'hi\n'),
+  },
+  {
+    name: 'task logs: stderr',
+    op: 'taskLogs',
+    status: 200,
+    params: { id: 'hello' },
+    headers: inRun,
+    query: [['stream', 'stderr']],
+    check: (r) => assert.equal(r.body.length, 0),
+  },
+  {
+    name: 'task logs: a stream other than stdout or stderr is 400',
+    op: 'taskLogs',
+    status: 400,
+    params: { id: 'hello' },
+    headers: inRun,
+    query: [['stream', 'stdin']],
+  },
+  {
+    name: 'task logs: follow that is not a boolean is 400',
+    op: 'taskLogs',
+    status: 400,
+    params: { id: 'hello' },
+    headers: inRun,
+    query: [['follow', 'maybe']],
+  },
+  { name: 'task logs: unknown is 404', op: 'taskLogs', status: 404, params: { id: 'nope' }, headers: inRun },
+  { name: 'kill task: a process that has exited is 404', op: 'killTask', status: 404, params: { id: 'hello' }, headers: inRun, body: { signal: 'SIGTERM' } },
+  {
+    name: 'task logs: follow=true goes on as the process writes and ends once it has exited',
+    op: 'taskLogs',
+    status: 200,
+    params: { id: 'failing' },
+    headers: inRun,
+    query: [
+      ['follow', 'true'],
+      ['stream', 'stderr'],
+    ],
+    before: async () => {
+      await runContainer('failing', { args: ['sh', '-c', 'echo oops >&2; sleep 0.3; echo late >&2; exit 3'] });
+      await startTask('failing');
+    },
+    stream: { until: () => false },
+    check: async (r) => {
+      assert.equal(r.body.toString('utf8'), 'oops\nlate\n');
+      assert.equal(r.ended, true, 'the server ended the answer');
+      assert.equal((await api('GET', '/v1/containers/failing/task', { headers: inRun })).json.status, 'stopped');
+    },
+  },
+  {
+    name: 'wait task: sh -c "exit 3" exits 3',
+    op: 'waitTask',
+    status: 200,
+    params: { id: 'failing' },
+    headers: inRun,
+    check: (r) => assert.equal(r.json.exitCode, 3),
+  },
+  {
+    name: 'create task: a long-running process (sleep 100) is running',
+    op: 'createTask',
+    status: 201,
+    params: { id: 'sleeper' },
+    headers: inRun,
+    before: () => runContainer('sleeper', { args: ['sleep', '100'] }),
+    check: (r) => assert.equal(r.json.status, 'running'),
+  },
+  {
+    name: 'delete task: while it runs is 412; it keeps running',
+    op: 'deleteTask',
+    status: 412,
+    params: { id: 'sleeper' },
+    headers: inRun,
+    check: async (r) => {
+      mentions(r, 'sleeper');
+      assert.equal((await api('GET', '/v1/containers/sleeper/task', { headers: inRun })).json.status, 'running');
+    },
+  },
+  {
+    name: 'delete container: while it has a task is 412',
+    op: 'deleteContainer',
+    status: 412,
+    params: { id: 'sleeper' },
+    headers: inRun,
+    check: async (r) => {
+      mentions(r, 'sleeper');
+      assert.equal((await api('GET', '/v1/containers/sleeper', { headers: inRun })).status, 200);
+    },
+  },
+  {
+    name: 'kill task: an unknown signal name is 400 naming it',
+    op: 'killTask',
+    status: 400,
+    params: { id: 'sleeper' },
+    headers: inRun,
+    body: { signal: 'SIGNOPE' },
+    check: (r) => mentions(r, 'SIGNOPE'),
+  },
+  { name: 'kill task: an unknown property (sig) is 400', op: 'killTask', status: 400, params: { id: 'sleeper' }, headers: inRun, body: { sig: 9 } },
+  { name: 'kill task: unknown container is 404', op: 'killTask', status: 404, params: { id: 'nope' }, headers: inRun, body: {} },
+  {
+    name: 'kill task: a signal by number (9, every process of the container)',
+    op: 'killTask',
+    status: 204,
+    params: { id: 'sleeper' },
+    headers: inRun,
+    body: { signal: 9, all: true },
+    check: async () => assert.equal((await api('GET', '/v1/containers/sleeper/task/wait', { headers: inRun })).json.exitCode, 128 + 9),
+  },
+  {
+    name: 'task logs: follow=true while the process runs; the client may leave',
+    op: 'taskLogs',
+    status: 200,
+    params: { id: 'trapper' },
+    headers: inRun,
+    query: [['follow', 'true']],
+    before: async () => {
+      await runContainer('trapper', { args: ['sh', '-c', 'trap "echo bye; exit 4" TERM; echo started; sleep 100 & wait'] });
+      await startTask('trapper');
+    },
+    stream: { until: (text) => text.includes('started\n') },
+    check: async (r) => {
+      assert.equal(r.body.toString('utf8'), 'started\n');
+      assert.equal(r.ended, false);
+      assert.equal((await api('GET', '/v1/containers/trapper/task', { headers: inRun })).json.status, 'running');
+    },
+  },
+  {
+    name: 'kill task: a signal by name (SIGTERM), which the process traps',
+    op: 'killTask',
+    status: 204,
+    params: { id: 'trapper' },
+    headers: inRun,
+    body: { signal: 'SIGTERM' },
+    check: async () => {
+      assert.equal((await api('GET', '/v1/containers/trapper/task/wait', { headers: inRun })).json.exitCode, 4);
+      const logs = await fetch(`${server.url}/v1/containers/trapper/task/logs`, { headers: inRun });
+      assert.equal(await logs.text(), 'started\nbye\n');
+    },
+  },
+  {
+    name: 'list tasks: the namespace\'s tasks by container id, each with its status',
+    op: 'listTasks',
+    status: 200,
+    headers: inRun,
+    check: (r) =>
+      assert.deepEqual(
+        r.json.items.map((t: Json) => [t.id, t.status, t.exitCode]),
+        [
+          ['failing', 'stopped', 3],
+          ['hello', 'stopped', 0],
+          ['sleeper', 'stopped', 137],
+          ['trapper', 'stopped', 4],
+        ],
+      ),
+  },
+  { name: 'list tasks: another namespace\'s', op: 'listTasks', status: 200, check: (r) => assert.deepEqual(r.json.items, []) },
+  {
+    name: 'create task: a Berth-Namespace that is no identifier is 400',
+    op: 'createTask',
+    status: 400,
+    params: { id: 'hello' },
+    headers: badNs,
+    check: (r) => mentions(r, 'bad/ns'),
+  },
+  ...(['getTask', 'deleteTask', 'waitTask', 'taskLogs', 'killTask', 'listTasks'] as const).map(
+    (op): Row => ({
+      name: 'a Berth-Namespace that is no identifier is 400',
+      op,
+      status: 400,
+      params: { id: 'hello' },
+      headers: badNs,
+      ...(op === 'killTask' ? { body: {} } : {}),
+      check: (r) => mentions(r, 'bad/ns'),
+    }),
+  ),
+  {
+    name: 'delete task: a stopped task answers its exit status; its root file system is unmounted, its bundle gone',
+    op: 'deleteTask',
+    status: 200,
+    params: { id: 'hello' },
+    headers: inRun,
+    check: async (r) => {
+      assert.equal(r.json.exitCode, 0);
+      assert.match(r.json.exitedAt, /\.\d{9}Z$/);
+      assert.deepEqual(await mountedUnder(bundleOf('hello')), []);
+      await assert.rejects(readdir(bundleOf('hello')), { code: 'ENOENT' });
+      assert.equal((await api('GET', '/v1/containers/hello/task', { headers: inRun })).status, 404);
+    },
+  },
+  { name: 'delete task: one deleted already is 404', op: 'deleteTask', status: 404, params: { id: 'hello' }, headers: inRun },
+  ...([['failing', 3], ['sleeper', 137], ['trapper', 4]] as const).map(
+    ([id, exitCode]): Row => ({
+      name: `delete task: ${id} answers exit code ${exitCode}`,
+      op: 'deleteTask',
+      status: 200,
+      params: { id },
+      headers: inRun,
+      check: (r) => assert.equal(r.json.exitCode, exitCode),
+    }),
+  ),
+  { name: 'list tasks: none left', op: 'listTasks', status: 200, headers: inRun, check: (r) => assert.deepEqual(r.json.items, []) },
+
+  // ---- deleting containers ----
+  {
+    name: 'delete container: keepSnapshot=true keeps its snapshot, through a collection',
+    op: 'deleteContainer',
+    status: 204,
+    params: { id: 'hello' },
+    headers: inRun,
+    query: [['keepSnapshot', 'true']],
+    check: async () => {
+      assert.equal((await api('GET', '/v1/containers/hello', { headers: inRun })).status, 404);
+      assert.equal((await api('POST', '/v1/gc')).status, 200);
+      const snapshot = `/v1/snapshotters/${defaultSn}/snapshots/hello`;
+      const kept = (await api('GET', snapshot, { headers: inRun })).json;
+      assert.equal(kept?.kind, 'active', 'the snapshot is still there');
+      assert.ok(kept.labels['containerd.io/gc.root'], 'labelled gc.root');
+      assert.equal((await api('DELETE', snapshot, { headers: inRun })).status, 204);
+    },
+  },
+  {
+    name: 'delete container: removes its snapshot',
+    op: 'deleteContainer',
+    status: 204,
+    params: { id: 'failing' },
+    headers: inRun,
+    check: async () => assert.equal((await api('GET', `/v1/snapshotters/${defaultSn}/snapshots/failing`, { headers: inRun })).status, 404),
+  },
+  {
+    name: 'delete container: keepSnapshot that is not a boolean is 400',
+    op: 'deleteContainer',
+    status: 400,
+    params: { id: 'sleeper' },
+    headers: inRun,
+    query: [['keepSnapshot', 'maybe']],
+  },
+  { name: 'delete container: unknown is 404', op: 'deleteContainer', status: 404, params: { id: 'nope' }, headers: inRun },
+  ...(['getContainer', 'deleteContainer', 'listContainers'] as const).map(
+    (op): Row => ({
+      name: 'a Berth-Namespace that is no identifier is 400',
+      op,
+      status: 400,
+      params: { id: 'sleeper' },
+      headers: badNs,
+      check: (r) => mentions(r, 'bad/ns'),
+    }),
+  ),
+  ...(['sleeper', 'trapper'] as const).map(
+    (id): Row => ({ name: `delete container: ${id}`, op: 'deleteContainer', status: 204, params: { id }, headers: inRun }),
+  ),
+  {
+    name: 'list containers: none left; no mounts left under the server\'s folders',
+    op: 'listContainers',
+    status: 200,
+    headers: inRun,
+    check: async (r) => {
+      assert.deepEqual(r.json.items, []);
+      assert.deepEqual(await mountedUnder(server.dir), []);
+    },
+  },
 ];
 
 describe('answers match openapi.yaml', () => {
@@ -2074,18 +3034,21 @@ describe('answers match openapi.yaml', () => {
     big = buildImage({ format: 'docker', layers: [await bigLayer(8 << 20)] });
     await pushImage(registry, 'test/app', '1', multi);
     await pushImage(registry, 'test/big', '1', big);
+    busybox = buildImage({ layers: [busyboxLayer()], config: { config: busyboxConfig } });
+    await pushImage(registry, 'test/busybox', '1', busybox);
     silent = await silentServer();
     closedPort = await freePort();
   });
   after(async () => {
     await releaseIngest().catch(() => {});
+    if (server) await removeRunNamespaceTasks();
     await server?.destroy();
     await silent?.close();
     await registry?.stop();
   });
 
   for (const row of rows) {
-    test(`${row.op}: ${row.name}`, async () => {
+    test(`${row.op}: ${row.name}`, { todo: row.todo }, async () => {
       const op = operationById.get(row.op);
       assert.ok(op, `row names operation ${row.op}, which openapi.yaml does not have`);
       try {

@@ -16,6 +16,10 @@ import {
 } from '../src/plugins/registry.js';
 import { builtinPlugins } from '../src/plugins/index.js';
 import { startTestServer } from './fixtures/server.js';
+import { overlayUnsupported } from './fixtures/unpack.js';
+
+/** Why this kernel cannot mount overlayfs (then the overlayfs plugin is skipped), or undefined. */
+const overlaySkip = await overlayUnsupported();
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -428,12 +432,29 @@ describe('GET /v1/plugins', () => {
       assert.deepEqual(content.requires, []);
       assert.equal(content.exports.root, join(root, 'io.berth.content.v1.content'));
 
-      // The namespaced metadata layer, over the local store.
+      // The backend snapshotters: they need nothing. overlayfs is skipped, saying why, where the
+      // kernel cannot mount it; native copies and works everywhere.
+      const snapshotters = items.filter((p) => p.type === 'io.berth.snapshotter.v1');
+      assert.deepEqual(snapshotters.map((p) => p.id), ['overlayfs', 'native']);
+      for (const sn of snapshotters) {
+        assert.deepEqual(sn.requires, [], `${sn.id} requires nothing`);
+        if (sn.status === 'ok') assert.equal(sn.exports.root, join(root, `io.berth.snapshotter.v1.${sn.id}`));
+      }
+      const [overlayfs, native] = snapshotters;
+      if (overlaySkip) {
+        assert.equal(overlayfs.status, 'skip');
+        assert.ok(overlayfs.message, 'a skipped overlayfs says why');
+      } else {
+        assert.equal(overlayfs.status, 'ok', `overlayfs works on this kernel: ${overlayfs.message}`);
+      }
+      assert.equal(native.status, 'ok', `native: ${native.message}`);
+
+      // The namespaced metadata layer, over the local store and the snapshotters.
       const meta = items.find((p) => p.type === 'io.berth.metadata.v1');
       assert.ok(meta, 'the metadata plugin is listed');
       assert.equal(meta.id, 'level');
       assert.equal(meta.status, 'ok');
-      assert.deepEqual(meta.requires, ['io.berth.content.v1']);
+      assert.deepEqual(meta.requires, ['io.berth.content.v1', 'io.berth.snapshotter.v1']);
       assert.equal(meta.exports.root, join(root, 'io.berth.metadata.v1.level'));
 
       const events = items.find((p) => p.type === 'io.berth.events.v1');
@@ -446,14 +467,31 @@ describe('GET /v1/plugins', () => {
       assert.deepEqual([...gc.requires].sort(), ['io.berth.content.v1', 'io.berth.events.v1', 'io.berth.metadata.v1']);
 
       const services = items.filter((p) => p.type === 'io.berth.service.v1').map((p) => p.id);
-      assert.deepEqual([...services].sort(), ['content', 'images', 'leases', 'namespaces', 'pulls'], 'the services');
-      const pulls = items.find((p) => p.type === 'io.berth.service.v1' && p.id === 'pulls');
-      assert.deepEqual([...pulls!.requires].sort(), ['io.berth.events.v1', 'io.berth.metadata.v1']);
+      assert.deepEqual([...services].sort(), ['content', 'images', 'leases', 'namespaces', 'pulls', 'snapshots'], 'the services');
+      const service = (id: string) => items.find((p) => p.type === 'io.berth.service.v1' && p.id === id)!;
+      // The snapshots service picks the default snapshotter: overlayfs where it works, else native.
+      assert.deepEqual([...service('snapshots').requires].sort(), ['io.berth.events.v1', 'io.berth.metadata.v1']);
+      assert.equal(service('snapshots').exports.default, overlaySkip ? 'native' : 'overlayfs');
+      // Pulls unpack through the snapshots service: they come after the other services.
+      assert.deepEqual([...service('pulls').requires].sort(), ['io.berth.events.v1', 'io.berth.metadata.v1', 'io.berth.service.v1']);
+
+      // Containers and tasks, run by the host's runc.
+      const runtime = items.find((p) => p.type === 'io.berth.runtime.v1');
+      assert.ok(runtime, 'the runtime plugin is listed');
+      assert.equal(runtime.id, 'runc');
+      assert.deepEqual([...runtime.requires].sort(), ['io.berth.events.v1', 'io.berth.metadata.v1', 'io.berth.service.v1']);
+      assert.match(runtime.exports.runc, /^runc version \d+\.\d+/, 'the first line of `runc --version`');
+      assert.equal(runtime.exports.state, join(server.config.state, 'io.berth.runtime.v1.runc'));
 
       assert.equal(items.length, builtinPlugins.length, 'every built-in plugin, once');
-      for (const p of items) assert.equal(p.status, 'ok', `${p.type}.${p.id}: ${p.message}`);
+      for (const p of items) {
+        if (p !== overlayfs) assert.equal(p.status, 'ok', `${p.type}.${p.id}: ${p.message}`);
+      }
       const at = (type: string) => items.findIndex((p) => p.type === type);
+      const last = (type: string) => items.reduce((n, p, i) => (p.type === type ? i : n), -1);
       assert.ok(at('io.berth.content.v1') < at('io.berth.metadata.v1'), 'initialisation order: content, then metadata');
+      assert.ok(last('io.berth.snapshotter.v1') < at('io.berth.metadata.v1'), 'initialisation order: the snapshotters, then metadata');
+      assert.ok(last('io.berth.service.v1') < at('io.berth.runtime.v1'), 'initialisation order: the services, then the runtime');
       // Every plugin after every plugin of each type it requires.
       items.forEach((p, i) => {
         for (const type of p.requires as string[]) {
@@ -471,7 +509,8 @@ describe('GET /v1/plugins', () => {
   test('shows a skipped and a failed plugin with their reasons', async () => {
     const server = await startTestServer({
       plugins: [
-        ...builtinPlugins,
+        // The built-in overlayfs, replaced by one that skips as on a kernel without overlayfs.
+        ...builtinPlugins.filter((p) => pluginKey(p.type, p.id) !== 'io.berth.snapshotter.v1.overlayfs'),
         reg('io.berth.snapshotter.v1', 'overlayfs', [], {
           async init() {
             throw new SkipPlugin('overlayfs: not supported');
@@ -496,6 +535,11 @@ describe('GET /v1/plugins', () => {
       for (const p of items.filter((i) => i !== skipped && i !== failed)) {
         assert.equal(p.status, 'ok', `${p.type}.${p.id} unaffected: ${p.message}`);
       }
+      // Without overlayfs, snapshots (and unpacking) fall back to native.
+      const snapshots = items.find((p) => p.type === 'io.berth.service.v1' && p.id === 'snapshots');
+      assert.equal(snapshots?.exports.default, 'native');
+      const { items: snapshotters } = (await (await fetch(`${server.url}/v1/snapshotters`)).json()) as { items: Array<Record<string, any>> };
+      assert.deepEqual(snapshotters, [{ name: 'native', default: true }]);
       const health = await fetch(`${server.url}/healthz`);
       assert.equal(health.status, 200, 'a failed optional plugin does not stop the server');
     } finally {

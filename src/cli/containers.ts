@@ -182,7 +182,7 @@ export function registerContainers(program: Command, client: () => BerthClient):
     .command('rm <id...>')
     .alias('remove')
     .description('delete containers and their snapshots (a container with a task: delete the task first)')
-    .option('--keep-snapshot', 'keep the container\'s snapshot')
+    .option('--keep-snapshot', 'keep the container\'s snapshot (labelled containerd.io/gc.root, so the GC leaves it)')
     .action(async (ids: string[], opts: { keepSnapshot?: boolean }) => {
       for (const id of ids) {
         await client().json('DELETE', `/v1/containers/${seg(id)}`, { query: { keepSnapshot: opts.keepSnapshot ? 'true' : undefined } });

@@ -5,8 +5,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { alreadyExists, failedPrecondition, isNotFound } from '../errors.js';
+import { alreadyExists, BerthError, failedPrecondition, isNotFound } from '../errors.js';
 import type { EventBus } from '../events/bus.js';
+import { rootLabel } from '../gc/labels.js';
 import type { Container, ContainerStore } from '../metadata/containers.js';
 import type { OpContext } from '../metadata/context.js';
 import type { LeaseManager } from '../metadata/leases.js';
@@ -101,20 +102,27 @@ export class ContainerService {
   }
 
   /**
-   * ctr run's order: the default spec, the request's env, the image config (which the env
-   * overrides, and which resolves USER in the root file system), then args, cwd, user, tty.
+   * The default spec, the image config with the request's args (USER resolved in the root file
+   * system), then the request's env, cwd, user, tty. ctr run applies the env before the image
+   * config, which gives the same result for `K=V` but drops a bare `K` (nothing to remove yet):
+   * applied after it, `K` removes the image's K, as the API says.
    */
   private async spec(ctx: OpContext, req: ContainerCreate, config: ImageProcessConfig, mounts: Parameters<typeof mountAll>[0]): Promise<Spec> {
     const rootfs = await mkdtemp(join(tmpdir(), 'berth-rootfs-'));
     try {
       await mountAll(mounts, rootfs);
       try {
-        let spec = withEnv(defaultSpec({ namespace: ctx.namespace, id: req.id }), req.env ?? []);
-        spec = await withImageConfig(spec, config, rootfs, req.args);
+        let spec = await withImageConfig(defaultSpec({ namespace: ctx.namespace, id: req.id }), config, rootfs, req.args);
+        spec = withEnv(spec, req.env ?? []);
         if (req.cwd) spec = withCwd(spec, req.cwd);
         if (req.user) spec = await withUser(spec, req.user, rootfs);
         if (req.tty) spec = withTty(spec);
         return spec;
+      } catch (err) {
+        // The root file system was mounted on a temporary folder: name the image instead.
+        if (!(err instanceof BerthError)) throw err;
+        const message = err.message.replaceAll(rootfs, `image "${req.image}"`);
+        throw new BerthError(err.code, `container "${req.id}": ${message}`, { cause: err });
       } finally {
         await unmountAll(rootfs);
       }
@@ -130,10 +138,16 @@ export class ContainerService {
     return updated;
   }
 
-  /** Removes the container (not while it has a task) and, unless `keepSnapshot`, its snapshot. */
+  /**
+   * Removes the container (not while it has a task) and its snapshot — or, with `keepSnapshot`,
+   * keeps the snapshot, labelled `containerd.io/gc.root` since nothing else holds it any more.
+   */
   async delete(ctx: OpContext, id: string, opts: { keepSnapshot?: boolean } = {}): Promise<void> {
-    await this.containers.get(ctx, id);
+    const found = await this.containers.get(ctx, id);
     if (this.hasTask(ctx, id)) throw failedPrecondition(`container "${id}": cannot delete a container with a task (delete the task first)`);
+    if (opts.keepSnapshot && found.snapshotter && found.snapshotKey) {
+      await this.snapshots.update(ctx, found.snapshotter, found.snapshotKey, { [rootLabel]: new Date().toISOString() }, [`labels.${rootLabel}`]);
+    }
     const c = await this.containers.delete(ctx, id);
     if (!opts.keepSnapshot && c.snapshotter && c.snapshotKey) {
       await this.snapshots.remove(ctx, c.snapshotter, c.snapshotKey).catch((err) => {

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { alreadyExists, isMissingFile, notFound } from '../errors.js';
 import type { EventBus } from '../events/bus.js';
 import type { ContainerStore } from '../metadata/containers.js';
-import type { OpContext } from '../metadata/context.js';
+import { checkNamespace, type OpContext } from '../metadata/context.js';
 import { nsKey } from '../metadata/db.js';
 import { Runc } from '../runtime/runc.js';
 import type { Spec } from '../runtime/spec.js';
@@ -34,6 +34,7 @@ export interface TaskServiceOptions {
 
 export class TaskService {
   private readonly tasks = new Map<string, Task>();
+  private readonly exitReported = new WeakSet<Task>();
 
   constructor(
     private readonly containers: ContainerStore,
@@ -68,7 +69,7 @@ export class TaskService {
   }
 
   private task(ctx: OpContext, id: string): Task {
-    const task = this.tasks.get(nsKey(ctx.namespace, id));
+    const task = this.tasks.get(nsKey(checkNamespace(ctx), id));
     if (!task) throw notFound(`container "${id}" has no task`);
     return task;
   }
@@ -106,14 +107,21 @@ export class TaskService {
   /** Publishes `/tasks/exit` when the task's process ends (or at once if it has). */
   private watchExit(ns: string, task: Task): void {
     task.wait().then(
-      (exit) => this.events.publish(ns, '/tasks/exit', { containerId: task.id, exitStatus: exit.exitCode, exitedAt: exit.exitedAt.toISOString() }),
-      () => {}, // deleted meanwhile
+      (exit) => this.publishExit(ns, task, exit),
+      () => {}, // deleted meanwhile (the delete reported the exit)
     );
+  }
+
+  /** `/tasks/exit`, once per task, whether the watcher or a delete sees the exit first. */
+  private publishExit(ns: string, task: Task, exit: ExitStatus): void {
+    if (this.exitReported.has(task)) return;
+    this.exitReported.add(task);
+    this.events.publish(ns, '/tasks/exit', { containerId: task.id, exitStatus: exit.exitCode, exitedAt: exit.exitedAt.toISOString() });
   }
 
   async list(ctx: OpContext): Promise<TaskView[]> {
     const out: TaskView[] = [];
-    const prefix = `${ctx.namespace}/`;
+    const prefix = `${checkNamespace(ctx)}/`;
     for (const [key, task] of this.tasks) {
       if (key.startsWith(prefix)) out.push({ id: task.id, ...(await task.status()) });
     }
@@ -137,6 +145,7 @@ export class TaskService {
     const task = this.task(ctx, id);
     const exit = await task.delete();
     this.tasks.delete(nsKey(ctx.namespace, id));
+    this.publishExit(ctx.namespace, task, exit);
     this.events.publish(ctx.namespace, '/tasks/delete', { containerId: id, exitStatus: exit.exitCode });
     return exit;
   }

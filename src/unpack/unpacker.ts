@@ -129,7 +129,10 @@ export class Unpacker {
         result.existing = layers.length;
       }
       const label = snapshotGcLabel(snapshotter);
-      await this.content.update(ctx, req.config.digest, { [label]: top }, [`labels.${label}`]);
+      // Unpacked before: the label is there already (a write fewer on the way to a container).
+      if ((await this.content.info(ctx, req.config.digest)).labels[label] !== top) {
+        await this.content.update(ctx, req.config.digest, { [label]: top }, [`labels.${label}`]);
+      }
       return result;
     });
   }
