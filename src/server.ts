@@ -145,6 +145,7 @@ export async function registerApi(app: FastifyInstance, plugins: PluginSet): Pro
   app.setErrorHandler((err: FastifyError | BerthError, req, reply) => {
     let code: ErrorCode;
     let status: number;
+    let message = err.message;
     if (err instanceof BerthError || errorCode(err) !== 'internal') {
       code = errorCode(err);
       status = httpStatus(code);
@@ -153,6 +154,10 @@ export async function registerApi(app: FastifyInstance, plugins: PluginSet): Pro
     } else if ((err as FastifyError).validation) {
       code = 'invalid_argument';
       status = 400;
+      // ajv says "must NOT have additional properties"; say which one (a typo, usually).
+      const extra = (err as FastifyError).validation!.find((v) => v.keyword === 'additionalProperties');
+      const name = (extra?.params as { additionalProperty?: string } | undefined)?.additionalProperty;
+      if (name !== undefined) message = `${message}: unknown property ${JSON.stringify(name)}`;
     } else if ((err as FastifyError).statusCode && (err as FastifyError).statusCode! < 500) {
       code = (err as FastifyError).statusCode === 404 ? 'not_found' : 'invalid_argument';
       status = (err as FastifyError).statusCode!;
@@ -161,18 +166,18 @@ export async function registerApi(app: FastifyInstance, plugins: PluginSet): Pro
       status = 500;
       req.log.error({ err }, 'internal error');
     }
-    return reply.code(status).send({ error: { code, message: err.message } });
+    return reply.code(status).send({ error: { code, message } });
   });
 
   app.setNotFoundHandler((req, reply) =>
     reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }),
   );
 
-  const content = plugins.get<ContentService>(serviceType, 'content');
   await app.register(healthRoutes);
   await app.register(pluginRoutes, { plugins });
-  await app.register(contentRoutes, { content });
-  await app.register(ingestRoutes, { content });
+  const content = () => ({ content: plugins.get<ContentService>(serviceType, 'content') });
+  await registerResource(app, 'content', contentRoutes, content);
+  await registerResource(app, 'ingests', ingestRoutes, content);
   await registerResource(app, 'namespaces', namespaceRoutes, () => ({
     namespaces: plugins.get<NamespaceService>(serviceType, 'namespaces'),
   }));
