@@ -3,14 +3,13 @@
 // the parents' `fs` folders as lower layers and its own `fs` (plus `work`) on top.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, lchown, mkdir, mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, lchown, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import type { Labels } from '../../store/types.js';
+import { FolderSnapshotter, openFolders, removeAll } from './folders.js';
 import { mountAll, unmountAll } from './mount.js';
-import { MetaStore, orphanedDirectories, type SnapshotLocation } from './storage.js';
-import type { Kind, Mount, SnapshotInfo, SnapshotOptions, Snapshotter, Usage } from './types.js';
-import { diskUsage } from './usage.js';
+import { orphanedDirectories, type MetaStore, type SnapshotLocation } from './storage.js';
+import type { Mount } from './types.js';
 
 const run = promisify(execFile);
 
@@ -23,7 +22,7 @@ function extraOverlayOptions(): string[] {
   return existsSync('/sys/module/overlay/parameters/index') ? ['index=off'] : [];
 }
 
-export class OverlaySnapshotter implements Snapshotter {
+export class OverlaySnapshotter extends FolderSnapshotter {
   /**
    * Layers are folders of their own whatever their parent, so an active snapshot made without a
    * parent can be given one at commit: the unpacker extracts layers side by side this way.
@@ -31,50 +30,17 @@ export class OverlaySnapshotter implements Snapshotter {
   readonly capabilities = ['rebase'] as const;
 
   private constructor(
-    private readonly snapshotsDir: string,
-    private readonly ms: MetaStore,
+    snapshotsDir: string,
+    ms: MetaStore,
     private readonly extraOptions: string[],
-  ) {}
+  ) {
+    super(snapshotsDir, ms);
+  }
 
   /** Opens (creating) an overlay snapshotter rooted at `root`; see overlaySupported first. */
   static async open(root: string): Promise<OverlaySnapshotter> {
-    const abs = resolve(root);
-    const snapshotsDir = join(abs, 'snapshots');
-    await mkdir(snapshotsDir, { recursive: true, mode: 0o700 });
-    return new OverlaySnapshotter(snapshotsDir, await MetaStore.open(abs), extraOverlayOptions());
-  }
-
-  stat(key: string): Promise<SnapshotInfo> {
-    return this.ms.read(async (tx) => (await tx.getInfo(key)).info);
-  }
-
-  update(info: { name: string; labels: Labels }, fieldpaths?: string[]): Promise<SnapshotInfo> {
-    return this.ms.update((tx) => tx.updateInfo(info, fieldpaths));
-  }
-
-  async usage(key: string): Promise<Usage> {
-    const { id, info, usage } = await this.ms.read((tx) => tx.getInfo(key));
-    return info.kind === 'active' ? diskUsage(this.upper(id)) : usage;
-  }
-
-  async mounts(key: string): Promise<Mount[]> {
-    return this.mountsOf(await this.ms.read((tx) => tx.getSnapshot(key)));
-  }
-
-  prepare(key: string, parent: string, opts?: SnapshotOptions): Promise<Mount[]> {
-    return this.create('active', key, parent, opts);
-  }
-
-  view(key: string, parent: string, opts?: SnapshotOptions): Promise<Mount[]> {
-    return this.create('view', key, parent, opts);
-  }
-
-  async commit(name: string, key: string, opts?: SnapshotOptions): Promise<void> {
-    await this.ms.update(async (tx) => {
-      const { id, info } = await tx.getInfo(key);
-      const usage = info.kind === 'active' ? await diskUsage(this.upper(id)) : { inodes: 0, size: 0 };
-      await tx.commitActive(key, name, usage, opts);
-    });
+    const { snapshotsDir, ms } = await openFolders(root);
+    return new OverlaySnapshotter(snapshotsDir, ms, extraOverlayOptions());
   }
 
   /**
@@ -89,67 +55,40 @@ export class OverlaySnapshotter implements Snapshotter {
     await removeAll(dirs);
   }
 
-  walk(fn: (info: SnapshotInfo) => void | Promise<void>, filters?: readonly string[]): Promise<void> {
-    return this.ms.read((tx) => tx.walkInfo(fn, filters));
-  }
-
-  async cleanup(): Promise<void> {
-    await removeAll(await this.ms.update((tx) => orphanedDirectories(tx, this.snapshotsDir)));
-  }
-
-  close(): Promise<void> {
-    return this.ms.close();
-  }
-
-  private async create(kind: Kind, key: string, parent: string, opts?: SnapshotOptions): Promise<Mount[]> {
-    let temp: string | undefined;
-    let placed: string | undefined;
-    try {
-      const s = await this.ms.update(async (tx) => {
-        const s = await tx.createSnapshot(kind, key, parent, opts);
-        temp = await mkdtemp(join(this.snapshotsDir, 'new-'));
-        const fs = join(temp, 'fs');
-        await mkdir(fs);
-        await chmod(fs, 0o755);
-        if (kind === 'active') {
-          await mkdir(join(temp, 'work'));
-          await chmod(join(temp, 'work'), 0o711);
-        }
-        // The new layer's root belongs to whoever owns the parent's root, so the merged root
-        // keeps its owner (the upper root's attributes are what the overlay shows).
-        if (s.parentIds.length > 0) {
-          const owner = await stat(this.upper(s.parentIds[0]));
-          await lchown(fs, owner.uid, owner.gid);
-        }
-        placed = join(this.snapshotsDir, s.id);
-        // A first-time id cannot own a folder: one by that name is a crash's leftover.
-        await rm(placed, { recursive: true, force: true });
-        await rename(temp, placed);
-        temp = undefined;
-        return s;
-      });
-      return this.mountsOf(s);
-    } catch (err) {
-      for (const dir of [temp, placed]) if (dir) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-      throw err;
-    }
-  }
-
-  private mountsOf(s: SnapshotLocation): Mount[] {
-    if (s.parentIds.length === 0) {
-      return [{ type: 'bind', source: this.upper(s.id), options: [s.kind === 'view' ? 'ro' : 'rw', 'rbind'] }];
-    }
-    const lowerdir = `lowerdir=${s.parentIds.map((id) => this.upper(id)).join(':')}`;
+  /** An empty layer (`fs`, and `work` for an active snapshot). */
+  protected async fill(temp: string, s: SnapshotLocation): Promise<boolean> {
+    const fs = join(temp, 'fs');
+    await mkdir(fs);
+    await chmod(fs, 0o755);
     if (s.kind === 'active') {
-      const options = [`workdir=${this.work(s.id)}`, `upperdir=${this.upper(s.id)}`, lowerdir, ...this.extraOptions];
+      await mkdir(join(temp, 'work'));
+      await chmod(join(temp, 'work'), 0o711);
+    }
+    // The new layer's root belongs to whoever owns the parent's root, so the merged root
+    // keeps its owner (the upper root's attributes are what the overlay shows).
+    if (s.parentIds.length > 0) {
+      const owner = await stat(this.layerDir(s.parentIds[0]));
+      await lchown(fs, owner.uid, owner.gid);
+    }
+    return true;
+  }
+
+  protected mountsOf(s: SnapshotLocation): Mount[] {
+    if (s.parentIds.length === 0) {
+      return [{ type: 'bind', source: this.layerDir(s.id), options: [s.kind === 'view' ? 'ro' : 'rw', 'rbind'] }];
+    }
+    const lowerdir = `lowerdir=${s.parentIds.map((id) => this.layerDir(id)).join(':')}`;
+    if (s.kind === 'active') {
+      const options = [`workdir=${this.work(s.id)}`, `upperdir=${this.layerDir(s.id)}`, lowerdir, ...this.extraOptions];
       return [{ type: 'overlay', source: 'overlay', options }];
     }
     // A view on one layer is that layer, read-only; on more, a read-only overlay (no upperdir).
-    if (s.parentIds.length === 1) return [{ type: 'bind', source: this.upper(s.parentIds[0]), options: ['ro', 'rbind'] }];
+    if (s.parentIds.length === 1) return [{ type: 'bind', source: this.layerDir(s.parentIds[0]), options: ['ro', 'rbind'] }];
     return [{ type: 'overlay', source: 'overlay', options: [lowerdir, ...this.extraOptions] }];
   }
 
-  private upper(id: string): string {
+  /** `<id>/fs`: the layer's own files (the overlay's upper folder while active). */
+  protected layerDir(id: string): string {
     return join(this.snapshotsDir, id, 'fs');
   }
 
@@ -158,10 +97,6 @@ export class OverlaySnapshotter implements Snapshotter {
   }
 }
 
-async function removeAll(dirs: string[]): Promise<void> {
-  // A folder that resists stays an orphan: the next remove or cleanup() tries again.
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-}
 
 /**
  * Why overlay snapshots cannot work under `root`, or undefined when they can: the kernel must
