@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
@@ -23,6 +23,7 @@ import type { Mount } from '../src/snapshots/types.js';
 import { busyboxConfig, busyboxLayer } from './fixtures/busybox.js';
 import { buildImage, pushImage, type Image } from './fixtures/images.js';
 import { startRegistry, type Registry } from './fixtures/registry.js';
+import { removeRuntimeLeftovers } from './fixtures/runtime.js';
 import { startTestServer, type TestServer } from './fixtures/server.js';
 import { mountPoints, until } from './fixtures/unpack.js';
 
@@ -177,17 +178,10 @@ describe('containers and tasks (HTTP, runc)', { timeout: 120_000 }, () => {
 
   after(async () => {
     for (const id of [...made]) await removeContainer(id).catch(() => undefined);
-    // Whatever the API could not remove: runc's containers, then the mounts.
-    const ids = dir ? await runcIds().catch(() => [] as string[]) : [];
-    for (const id of ids) await execFileAsync(RUNC, ['--root', runcRoot(), 'delete', '--force', id]).catch(() => undefined);
     await server?.close();
     if (dir) {
-      await unmountAll(dir);
+      await removeRuntimeLeftovers({ state: runtimeState(), namespace: NS, mountsUnder: dir });
       await rm(dir, { recursive: true, force: true });
-    }
-    // runc leaves the namespace's parent cgroup behind (as containerd does); a test run should not.
-    for (const hierarchy of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
-      await rmdir(join('/sys/fs/cgroup', hierarchy, NS)).catch(() => undefined);
     }
     await registry?.stop();
   });

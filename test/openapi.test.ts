@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { chmod, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
@@ -23,12 +23,12 @@ import { parse as parseYaml } from 'yaml';
 import type { EventBus } from '../src/events/bus.js';
 import { builtinPlugins } from '../src/plugins/index.js';
 import type { Registration } from '../src/plugins/registry.js';
-import { Runc } from '../src/runtime/runc.js';
 import { registerApi } from '../src/server.js';
 import { unmountAll } from '../src/snapshots/mount.js';
 import { busyboxConfig, busyboxLayer } from './fixtures/busybox.js';
 import { bigLayer, buildImage, multiPlatformImage, pushImage, type Image as FixtureImage } from './fixtures/images.js';
 import { freePort, startRegistry, type Registry } from './fixtures/registry.js';
+import { removeRuntimeLeftovers } from './fixtures/runtime.js';
 import { startTestServer, type TestServer } from './fixtures/server.js';
 import { chainIdsOf, overlayUnsupported } from './fixtures/unpack.js';
 
@@ -457,15 +457,8 @@ async function removeRunNamespaceTasks(): Promise<void> {
   const containers: Json[] = (await api('GET', '/v1/containers', { headers: inRun })).json?.items ?? [];
   for (const c of containers) await api('DELETE', `/v1/containers/${c.id}`, { headers: inRun });
   const state = pluginExports('io.berth.runtime.v1', 'runc')?.state;
-  if (state) {
-    const runc = new Runc({ root: join(state, 'runc', runNs) });
-    for (const c of await runc.list().catch(() => [])) await runc.delete(c.id, { force: true }).catch(() => undefined);
-  }
-  await unmountAll(server.dir);
-  // runc leaves the namespace's parent cgroup (as containerd does); a test run should not.
-  for (const hierarchy of await readdir('/sys/fs/cgroup').catch(() => [])) {
-    await rmdir(join('/sys/fs/cgroup', hierarchy, runNs)).catch(() => undefined);
-  }
+  if (state) await removeRuntimeLeftovers({ state, namespace: runNs, mountsUnder: server.dir });
+  else await unmountAll(server.dir);
 }
 
 /** Where the content plugin keeps a blob (containerd's layout under the plugin's root). */

@@ -9,24 +9,20 @@
 // own (the containers' cgroups are `/<ns>/<id>`).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm, rmdir } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { promisify } from 'node:util';
 
-import { unmountAll } from '../src/snapshots/mount.js';
 import { busyboxConfig, busyboxLayer } from './fixtures/busybox.js';
 import { buildImage, pushImage } from './fixtures/images.js';
 import { startRegistry, type Registry } from './fixtures/registry.js';
+import { removeRuntimeLeftovers } from './fixtures/runtime.js';
 import { startTestServer, type TestServer } from './fixtures/server.js';
 import { mountPoints, projectRoot, until } from './fixtures/unpack.js';
 
-const execFileAsync = promisify(execFile);
-
 const NS = `cli-${process.pid}`;
-const RUNC = 'runc';
 const mainModule = pathToFileURL(join(projectRoot, 'src', 'cli', 'main.ts')).href;
 
 interface Run {
@@ -43,8 +39,6 @@ describe('berth run, containers and tasks (CLI)', { timeout: 150_000 }, () => {
   let ref: string;
   /** An image with Entrypoint ['/bin/echo', 'entry'] and Cmd ['default']. */
   let entryRef: string;
-
-  const runcRoot = () => join(dir, 'state', 'io.berth.runtime.v1.runc', 'runc', NS);
 
   /** `berth --address … -n NS ARGS…`, from the sources. */
   function berth(...args: string[]): Promise<Run> {
@@ -108,21 +102,10 @@ describe('berth run, containers and tasks (CLI)', { timeout: 150_000 }, () => {
   });
 
   after(async () => {
-    // What neither the CLI nor the tests' clean-up removed: runc's containers, then the mounts.
-    if (dir) {
-      const { stdout } = await execFileAsync(RUNC, ['--root', runcRoot(), 'list', '--quiet']).catch(() => ({ stdout: '' }));
-      for (const id of stdout.split('\n').filter(Boolean)) {
-        await execFileAsync(RUNC, ['--root', runcRoot(), 'delete', '--force', id]).catch(() => undefined);
-      }
-    }
     await server?.close();
     if (dir) {
-      await unmountAll(dir);
+      await removeRuntimeLeftovers({ state: join(dir, 'state', 'io.berth.runtime.v1.runc'), namespace: NS, mountsUnder: dir });
       await rm(dir, { recursive: true, force: true });
-    }
-    // runc leaves the namespace's parent cgroup behind (as containerd does); a test run should not.
-    for (const hierarchy of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
-      await rmdir(join('/sys/fs/cgroup', hierarchy, NS)).catch(() => undefined);
     }
     await registry?.stop();
   });
