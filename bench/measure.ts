@@ -19,7 +19,6 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-
 export const clkTck = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
 
 /** A field of /proc/<pid>/status in kB (KiB), e.g. VmRSS or VmHWM. */
@@ -35,6 +34,46 @@ export function procCpuSeconds(pid: number, path = `/proc/${pid}/stat`): number 
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from #3 (state) on
   return (Number(fields[11]) + Number(fields[12])) / clkTck; // #14 utime, #15 stime
 }
+
+/** CPU seconds of a process's main thread (the JS thread, for node) and of its other threads. */
+export function procThreadCpu(pid: number): { main: number; others: number } {
+  let main = 0;
+  let others = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const s = procCpuSeconds(Number(tid), `/proc/${pid}/task/${tid}/stat`);
+      if (Number(tid) === pid) main += s;
+      else others += s;
+    } catch {
+      // the thread ended meanwhile (its time is lost to this count)
+    }
+  }
+  return { main, others };
+}
+
+/** Busy CPU seconds of the whole machine so far (all CPUs), from /proc/stat. */
+export function machineBusySeconds(): number {
+  const [, user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+  return (user + nice + system + irq + softirq + steal) / clkTck;
+}
+
+export const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+export interface Ratio {
+  /** median(a) / median(b). */
+  median: number;
+  /** The smallest and largest a[i] / b[i] (same round). */
+  min: number;
+  max: number;
+}
+
+/** The ratio of two steps' medians, with its range over the rounds. */
+export function ratio(a: number[], b: number[]): Ratio {
+  const perRound = a.map((x, i) => x / b[i]);
+  return { median: median(a) / median(b), min: Math.min(...perRound), max: Math.max(...perRound) };
+}
+
+export const showRatio = (x: Ratio): string => `${x.median.toFixed(2)}x   (per round ${x.min.toFixed(2)}x .. ${x.max.toFixed(2)}x)`;
 
 /** Samples VmRSS every 100 ms; keeps the overall maximum and the maximum since `window()`. */
 export class RssSampler {
