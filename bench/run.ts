@@ -106,8 +106,12 @@ async function main(): Promise<void> {
     warm.ctr.push(await timed(async () => hello(await ctr(['run', '--rm', '--snapshotter', SNAPSHOTTER, smallRef, `w${i}`, 'echo', 'hello']), 'ctr run')));
   }
 
-  // ---- cold: the big image is not there ----
+  // ---- cold: the big image is not there (nor the small one, which shares its top layer) ----
   const cold = { berth: [] as number[], ctr: [] as number[] };
+  if (coldRounds > 0) {
+    await berthReset(berth.url, smallRef, SNAPSHOTTER);
+    await ctrReset(containerd, smallRef, SNAPSHOTTER);
+  }
   for (let i = 0; i < coldRounds; i++) {
     const ref = bigRef!;
     await berthReset(berth.url, ref, SNAPSHOTTER);

@@ -1,5 +1,5 @@
-// The CLI's HTTP client for a berth server, over TCP or a unix socket (undici).
-import { Agent, request, type Dispatcher } from 'undici';
+// The CLI's HTTP client for a berth server, over TCP or a unix socket.
+import { Agent, request, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { defaultAddress, parseAddress } from '../config.js';
 
@@ -19,7 +19,7 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   json?: unknown;
   body?: Readable | Buffer;
-  /** Most time allowed between two pieces of the response body (ms; undici's default 300 s). */
+  /** Most time allowed between two pieces of the response body (ms; default 300 s; 0: none). */
   bodyTimeout?: number;
   signal?: AbortSignal;
 }
@@ -31,9 +31,48 @@ export interface ClientOptions {
   lease?: string;
 }
 
+export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** A response body: the stream itself, plus whole-body readers. */
+export type ResponseBody = IncomingMessage & {
+  text(): Promise<string>;
+  json(): Promise<unknown>;
+  /** Reads and discards the rest (so the connection can be reused). */
+  dump(): Promise<void>;
+};
+
+export interface ResponseData {
+  statusCode: number;
+  headers: IncomingMessage['headers'];
+  body: ResponseBody;
+}
+
+/** What undici waits at most between two pieces of a body by default: the same here. */
+const defaultBodyTimeout = 300_000;
+
+async function readAll(body: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function withReaders(res: IncomingMessage): ResponseBody {
+  return Object.assign(res, {
+    text: async () => (await readAll(res)).toString('utf8'),
+    json: async () => JSON.parse((await readAll(res)).toString('utf8')) as unknown,
+    dump: async () => {
+      for await (const _ of res);
+    },
+  });
+}
+
+/**
+ * The client speaks HTTP/1.1 with node's own `http` module: a CLI command starts a new process
+ * each time, and loading undici costs about 180 ms of start-up here (node:http is already in).
+ */
 export class BerthClient {
-  private readonly origin: string;
-  private readonly dispatcher: Dispatcher;
+  private readonly target: { host: string; port: number } | { socketPath: string };
+  private readonly agent = new Agent({ keepAlive: true });
   readonly namespace: string | undefined;
   readonly lease: string | undefined;
 
@@ -41,18 +80,12 @@ export class BerthClient {
     this.namespace = opts.namespace || undefined;
     this.lease = opts.lease || undefined;
     const parsed = parseAddress(address);
-    if (parsed.kind === 'unix') {
-      this.origin = 'http://localhost';
-      this.dispatcher = new Agent({ connect: { socketPath: parsed.path } });
-    } else {
-      this.origin = `http://${parsed.host.includes(':') ? `[${parsed.host}]` : parsed.host}:${parsed.port}`;
-      this.dispatcher = new Agent();
-    }
+    this.target = parsed.kind === 'unix' ? { socketPath: parsed.path } : { host: parsed.host, port: parsed.port };
   }
 
   /** Sends a request; a non-2xx answer becomes an ApiError carrying the server's message. */
-  async send(method: Dispatcher.HttpMethod, path: string, opts: RequestOptions = {}): Promise<Dispatcher.ResponseData> {
-    const url = new URL(path, this.origin);
+  async send(method: HttpMethod, path: string, opts: RequestOptions = {}): Promise<ResponseData> {
+    const url = new URL(path, 'http://localhost');
     for (const [k, v] of Object.entries(opts.query ?? {})) {
       for (const item of Array.isArray(v) ? v : v === undefined ? [] : [v]) url.searchParams.append(k, item);
     }
@@ -66,21 +99,34 @@ export class BerthClient {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(opts.json);
     }
-    let res: Dispatcher.ResponseData;
+    if (typeof body === 'string' || Buffer.isBuffer(body)) headers['content-length'] = String(Buffer.byteLength(body));
+    let res: IncomingMessage;
     try {
-      res = await request(url, {
-        method,
-        headers,
-        body,
-        dispatcher: this.dispatcher,
-        ...(opts.bodyTimeout !== undefined ? { bodyTimeout: opts.bodyTimeout } : {}),
-        ...(opts.signal ? { signal: opts.signal } : {}),
+      res = await new Promise<IncomingMessage>((resolve, reject) => {
+        const req = request({
+          ...this.target,
+          agent: this.agent,
+          method,
+          path: `${url.pathname}${url.search}`,
+          headers,
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        });
+        req.once('response', resolve);
+        req.once('error', reject);
+        if (body === undefined) req.end();
+        else if (typeof body === 'string' || Buffer.isBuffer(body)) req.end(body);
+        else body.once('error', (err) => req.destroy(err)).pipe(req);
       });
     } catch (err) {
+      if (opts.signal?.aborted) throw err;
       throw new ApiError(0, 'unavailable', `cannot reach berth at ${this.address}: ${(err as Error).message}`);
     }
-    if (res.statusCode >= 400) {
-      const text = await res.body.text();
+    const bodyTimeout = opts.bodyTimeout ?? defaultBodyTimeout;
+    if (bodyTimeout > 0) {
+      res.setTimeout(bodyTimeout, () => res.destroy(new Error(`no data from berth at ${this.address} for ${bodyTimeout / 1000} s`)));
+    }
+    if (res.statusCode! >= 400) {
+      const text = (await readAll(res)).toString('utf8');
       let code = 'internal';
       let message = text || `HTTP ${res.statusCode}`;
       try {
@@ -89,12 +135,12 @@ export class BerthClient {
       } catch {
         // not JSON: keep the text
       }
-      throw new ApiError(res.statusCode, code, message);
+      throw new ApiError(res.statusCode!, code, message);
     }
-    return res;
+    return { statusCode: res.statusCode!, headers: res.headers, body: withReaders(res) };
   }
 
-  async json<T>(method: Dispatcher.HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
+  async json<T>(method: HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
     const res = await this.send(method, path, opts);
     if (res.statusCode === 204) {
       await res.body.dump();
@@ -104,7 +150,7 @@ export class BerthClient {
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    this.agent.destroy();
   }
 }
 

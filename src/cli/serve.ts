@@ -1,7 +1,6 @@
 // `berth serve`: runs the server until SIGINT or SIGTERM.
 import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
-import { startServer } from '../server.js';
 
 export function registerServe(program: Command): void {
   program
@@ -27,6 +26,8 @@ export function registerServe(program: Command): void {
         address: opts.address,
         logLevel: opts.logLevel,
       });
+      // Loaded here, not at the top: the client commands need none of the server (~0.5 s to load).
+      const { startServer } = await import('../server.js');
       const server = await startServer(config);
       server.app.log.info({ root: config.root, url: server.url }, 'berth serving');
       const stop = async (signal: string) => {

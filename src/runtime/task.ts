@@ -12,7 +12,7 @@ import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { failedPrecondition, isMissingFile, isNotFound, notFound } from '../errors.js';
+import { failedPrecondition, isCode, isMissingFile, isNotFound, notFound } from '../errors.js';
 import { mountAll } from '../snapshots/mount.js';
 import type { Mount } from '../snapshots/types.js';
 import { createBundle, openBundle, type Bundle } from './bundle.js';
@@ -115,16 +115,22 @@ export class Task {
   }
 
   async start(): Promise<void> {
-    const { status } = await this.status();
-    if (status !== 'created') throw failedPrecondition(`cannot start a ${status} process: task ${this.id}`);
+    this.assertNotDeleted('start');
     // Written just before: its mtime comes from the same (coarse) file system clock as the exit
     // file's, so startedAt <= exitedAt holds even for a process that ends at once.
     const started = join(this.bundle.path, startedFile);
-    await writeFile(started, '');
+    const startedBefore = await this.startedAt();
+    if (!startedBefore) await writeFile(started, '');
     try {
       await this.runc.start(this.id);
     } catch (err) {
-      await rm(started, { force: true });
+      if (!startedBefore) await rm(started, { force: true });
+      // runc refuses anything but a created container; say why in the shim's words (§8.6).
+      // Asked only now: the happy path costs no `runc state`.
+      if (isCode(err, 'failed_precondition')) {
+        const { status } = await this.status();
+        throw failedPrecondition(`cannot start a ${status} process: task ${this.id}`, err);
+      }
       throw err;
     }
   }
@@ -216,7 +222,8 @@ export class Task {
     }
   }
 
-  private async pid(): Promise<number> {
+  /** The init's pid, from the pid file runc wrote (0 before create got that far). */
+  async pid(): Promise<number> {
     return Number((await this.readOptional(bundleFiles.pid))?.trim() ?? 0) || 0;
   }
 

@@ -89,19 +89,19 @@ export class TaskService {
       rootfs,
     });
     this.tasks.set(key, task);
+    const pid = await task.pid();
     try {
-      const created = await task.status();
-      this.events.publish(ctx.namespace, '/tasks/create', { containerId: id, pid: created.pid });
+      this.events.publish(ctx.namespace, '/tasks/create', { containerId: id, pid });
       await task.start();
     } catch (err) {
       this.tasks.delete(key);
       await task.delete().catch(() => {});
       throw err;
     }
-    const status = await task.status();
-    this.events.publish(ctx.namespace, '/tasks/start', { containerId: id, pid: status.pid });
+    this.events.publish(ctx.namespace, '/tasks/start', { containerId: id, pid });
     this.watchExit(ctx.namespace, task);
-    return { id, ...status };
+    // Just started: running (asking runc would cost a process; GET .../task asks).
+    return { id, status: 'running', pid, startedAt: new Date() };
   }
 
   /** Publishes `/tasks/exit` when the task's process ends (or at once if it has). */

@@ -33,6 +33,9 @@ export class UnpackService {
     const diffIds = inspected.map((l) => l.diffId ?? '');
     const layers: Descriptor[] = inspected.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size }));
     if (diffIds.some((d) => !d)) throw invalidArgument(`image ${JSON.stringify(name)}: its config has no diff_id for every layer`);
+    const snapshotter = opts.snapshotter ?? this.defaultSnapshotter;
+    const done = await this.unpacker.unpacked(ctx, config, diffIds, snapshotter);
+    if (done) return { snapshotter, chainId: done, unpacked: 0, existing: layers.length };
     const lease = await this.leases.create(ctx, { labels: { 'berth.io/unpack': name }, expiresIn: 60 * 60 * 1000 });
     const leased = { ...ctx, lease: lease.id };
     try {
@@ -40,7 +43,7 @@ export class UnpackService {
         config,
         layers,
         diffIds,
-        snapshotter: opts.snapshotter ?? this.defaultSnapshotter,
+        snapshotter,
         source: (desc) =>
           (async function* (content: MetadataContentStore) {
             yield* (await content.readerAt(leased, desc.digest)).stream();

@@ -91,6 +91,18 @@ export class Unpacker {
     this.sync = opts.sync ?? true;
   }
 
+  /**
+   * The image's top chainID when it is unpacked into `snapshotter` already (its snapshot exists
+   * and the config holds it): then there is nothing to do, not even a lease to take.
+   */
+  async unpacked(ctx: OpContext, config: Descriptor, diffIds: string[], snapshotter: string): Promise<string | undefined> {
+    const top = chainIds(diffIds).at(-1);
+    if (!top) return undefined;
+    const labels = (await this.content.info(ctx, config.digest)).labels;
+    if (labels[snapshotGcLabel(snapshotter)] !== top) return undefined;
+    return (await exists(this.snapshots.bind(ctx, snapshotter), top)) ? top : undefined;
+  }
+
   async unpack(ctx: OpContext, req: UnpackRequest): Promise<UnpackResult> {
     const { layers, diffIds, snapshotter } = req;
     if (layers.length !== diffIds.length) {
