@@ -4,17 +4,18 @@
 // berth/peer, the server's peak RSS and a verdict against the targets. It asserts nothing.
 //
 //   npx tsc -p . && node --import tsx bench/content.ts [--size-mib 1024] [--runs 3] [--cpu-prof DIR]
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, open, rm, stat } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
+import { requireBuilt, startBerth } from './berth-server.js';
+import { onCleanup, run, runBench } from './harness.js';
 import { median, procCpuSeconds, procStatusKiB, RssSampler, summariseProfile, timed } from './measure.js';
 
 const MiB = 1 << 20;
@@ -25,66 +26,9 @@ const pageSize = 4096;
 const targets = { uploadRatio: 1.5, rssMB: 150 };
 
 const projectDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const berthBin = join(projectDir, 'bin', 'berth.js');
 
-// ---- cleanup, also on error and on SIGINT/SIGTERM -----------------------------------------------
-
-const cleanups: Array<() => Promise<void>> = [];
-const children = new Set<ChildProcess>();
-let cleaning: Promise<void> | undefined;
-
-function cleanup(): Promise<void> {
-  return (cleaning ??= (async () => {
-    for (const child of children) child.kill('SIGKILL');
-    for (const fn of cleanups.reverse()) {
-      await fn().catch((err: unknown) => console.error(`cleanup: ${(err as Error).message}`));
-    }
-  })());
-}
-
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
-  process.once(signal, () => {
-    console.error(`\n${signal}: cleaning up`);
-    void cleanup().finally(() => process.exit(code));
-  });
-}
-
-// ---- small helpers ------------------------------------------------------------------------------
-
-/** Runs a command to completion; rejects on a non-zero exit. Returns its stdout. */
-function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    children.add(child);
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
-    child.once('error', (err) => {
-      children.delete(child);
-      reject(err);
-    });
-    child.once('close', (code, signal) => {
-      children.delete(child);
-      if (code === 0) resolvePromise(out);
-      else reject(new Error(`${cmd} ${args.join(' ')} failed: ${signal ?? `exit ${code}`}`));
-    });
-  });
-}
-
-/** Seconds taken by `fn`, wall clock. */
 /** `sync` before each timed step, so the previous step's dirty pages are not billed to it. */
 const syncAll = () => run('sync', []).then(() => undefined);
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolvePromise(port));
-    });
-  });
-}
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -117,58 +61,6 @@ async function makeSource(path: string, size: number): Promise<string> {
     await fh.close();
   }
   return `sha256:${hash.digest('hex')}`;
-}
-
-// ---- the berth server process -------------------------------------------------------------------
-
-
-interface Berth {
-  url: string;
-  pid: number;
-  stop(): Promise<void>;
-}
-
-async function startBerth(root: string, state: string, cpuProfDir: string | undefined): Promise<Berth> {
-  const port = await freePort();
-  const nodeArgs = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
-  const child = spawn(
-    process.execPath,
-    [...nodeArgs, berthBin, 'serve', '--root', root, '--state', state, '--address', `127.0.0.1:${port}`, '--log-level', 'warn'],
-    { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, NODE_OPTIONS: '' } },
-  );
-  let exited = false;
-  const exit = new Promise<void>((resolvePromise) =>
-    child.once('exit', () => {
-      exited = true;
-      resolvePromise();
-    }),
-  );
-  const stop = async (): Promise<void> => {
-    if (exited) return;
-    child.kill('SIGTERM'); // berth closes its store and exits; --cpu-prof writes its profile then
-    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15_000).unref());
-    if ((await Promise.race([exit, timeout])) === 'timeout') {
-      console.error('berth did not stop within 15 s: SIGKILL');
-      child.kill('SIGKILL');
-      await exit;
-    }
-  };
-  cleanups.push(stop);
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (exited) throw new Error(`berth exited during start-up (code ${child.exitCode})`);
-    try {
-      const res = await request(`${url}/healthz`);
-      await res.body.dump();
-      if (res.statusCode === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error('berth did not answer /healthz within 20 s');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { url, pid: child.pid!, stop };
 }
 
 async function expectStatus(res: Awaited<ReturnType<typeof request>>, status: number, what: string): Promise<string> {
@@ -260,14 +152,12 @@ async function main(): Promise<void> {
   if (!Number.isInteger(runs) || runs <= 0) throw new Error('--runs must be a positive integer');
   const size = sizeMiB * MiB;
   const cpuProfDir = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
-  if (!existsSync(join(projectDir, 'dist', 'src', 'cli', 'main.js'))) {
-    throw new Error('dist/ is missing: compile first with `npx tsc -p .`');
-  }
+  requireBuilt();
   if (cpuProfDir) await mkdir(cpuProfDir, { recursive: true });
   const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
 
   const dir = await mkdtemp(join(tmpdir(), 'berth-bench-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  onCleanup(() => rm(dir, { recursive: true, force: true }));
   const source = join(dir, 'source.bin');
   const downloaded = join(dir, 'downloaded.bin');
   const copy = join(dir, 'copy.bin');
@@ -299,9 +189,9 @@ async function main(): Promise<void> {
   };
   const cpTo = (dest: string) => run('cp', [source, dest]).then(() => undefined);
 
-  const berth = await startBerth(join(dir, 'root'), join(dir, 'state'), cpuProfDir);
+  const berth = await startBerth(join(dir, 'root'), join(dir, 'state'), { cpuProfDir });
   const rss = new RssSampler(berth.pid);
-  cleanups.push(async () => rss.stop());
+  onCleanup(async () => rss.stop());
   const idleRss = rss.sample();
 
   // Warm-up (untimed): a small blob through the same paths, so run 1 does not pay for start-up JIT.
@@ -468,12 +358,4 @@ async function main(): Promise<void> {
   if (cpuProfDir) summariseProfile(cpuProfDir);
 }
 
-try {
-  await main();
-} catch (err) {
-  // After SIGINT/SIGTERM the failure is the interruption itself (the server went away).
-  if (!cleaning) console.error(`\nbench failed: ${(err as Error).stack ?? String(err)}`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runBench('bench/content.ts', main);
