@@ -134,6 +134,41 @@ describe('snapshots on a running server', { concurrency: 3 }, () => {
   });
 
   describe('the snapshots API', () => {
+    test('an existing snapshot named again (its key, a commit name, or the target label) joins the lease, and 409', T, async () => {
+      const ns = 'lease-join';
+      const sn = backends[0];
+      const c = client(ns);
+      await c.json('POST', snapshotPath(sn, 'prepare'), { json: { key: 'layer-a' } });
+      await c.json('POST', snapshotPath(sn, 'commit'), { json: { name: 'layer', key: 'layer-a' } });
+      await c.json('POST', snapshotPath(sn, 'prepare'), { json: { key: 'work' } });
+      await c.json('POST', '/v1/leases', { json: { id: 'holder' } });
+      const leased = client(ns, 'holder');
+      const resources = async () =>
+        ((await c.json<{ items: Array<{ id: string; type: string }> }>('GET', '/v1/leases/holder/resources')).items)
+          .filter((r) => r.type === `snapshots/${sn}`)
+          .map((r) => r.id)
+          .sort();
+      // The target label (the unpacker's way of finding a layer unpacked before).
+      await expectApiError(
+        leased.json('POST', snapshotPath(sn, 'prepare'), { json: { key: 'extract-1 layer', labels: { 'containerd.io/snapshot.ref': 'layer' } } }),
+        409,
+        'already_exists',
+        'prepare with an existing target',
+        /target snapshot "layer"/,
+      );
+      assert.deepEqual(await resources(), ['layer']);
+      await expectApiError(leased.json('POST', snapshotPath(sn, 'prepare'), { json: { key: 'work' } }), 409, 'already_exists', 'prepare of an existing key');
+      assert.deepEqual(await resources(), ['layer', 'work']);
+      await c.json('POST', snapshotPath(sn, 'prepare'), { json: { key: 'other-a' } });
+      await expectApiError(
+        leased.json('POST', snapshotPath(sn, 'commit'), { json: { name: 'layer', key: 'other-a' } }),
+        409,
+        'already_exists',
+        'commit under an existing name',
+      );
+      assert.deepEqual(await resources(), ['layer', 'work']);
+    });
+
     test('error kinds as statuses: 404, 409, 412, 400; a missing snapshotter is named', T, async () => {
       const c = client('errors');
       const sn = backends[0];

@@ -111,6 +111,17 @@ describe('a proxy snapshotter served by a second berth', () => {
     assert.deepEqual(left.filter((s) => s.name.startsWith('proxied/')).map((s) => s.name), [], 'removed on the remote too');
   });
 
+  test("the first berth's GC leaves alone what others keep in the remote namespace", T, async () => {
+    // Someone else's snapshot in the same remote namespace: not made through this proxy.
+    const other = remoteClient();
+    await other.json('POST', snapshotPath(backend, 'prepare'), { json: { key: 'someone-else', labels: { [GC_ROOT]: 'theirs' } } });
+    const gc = await localClient().json<{ backend: { snapshots: number } }>('POST', '/v1/gc');
+    assert.equal(gc.backend.snapshots, 0, 'no backend snapshot removed');
+    const there = await listSnapshots(other, backend);
+    assert.ok(there.some((s) => s.name === 'someone-else'), 'still on the remote');
+    await other.json('DELETE', snapshotPath(backend, 'someone-else'));
+  });
+
   test('a pull unpacks into the remote snapshotter; a view of it shows the files', T, async () => {
     const c = localClient('pulled');
     const chain = chainIdsOf(image.layers.map((l) => l.diffID));

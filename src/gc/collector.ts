@@ -462,9 +462,15 @@ export class GarbageCollector {
     const out: Array<{ snapshotter: string; key: string; depth: number }> = [];
     for (const [sn, backend] of store.backends) {
       const parents = new Map<string, string | undefined>();
-      await backend.walk((info) => {
-        parents.set(info.name, info.parent);
-      });
+      try {
+        await backend.walk((info) => {
+          parents.set(info.name, info.parent);
+        });
+      } catch (err) {
+        // One snapshotter out of reach (a proxy) must not stop the others' clean-up.
+        this.opts.logger?.warn({ snapshotter: sn, err: (err as Error).message }, 'gc: snapshots not listed');
+        continue;
+      }
       const depth = (key: string): number => {
         let d = 0;
         for (let p = parents.get(key); p !== undefined && d < parents.size; p = parents.get(p)) d++;

@@ -127,16 +127,17 @@ export class SnapshotStore {
     const labels = withoutEmpty({ ...opts.labels });
     validateLabels(labels, `snapshot ${JSON.stringify(key)}`);
     const resource = { type: `snapshots/${sn}`, id: key };
-    // 1: the checks and a backend key, in one transaction.
-    const { bkey, bparent } = await this.db.update(async (tx) => {
+    // 1: the checks and a backend key, in one transaction. An existing snapshot joins the lease
+    // (the transaction must be written for that: the error is thrown after it).
+    const checked = await this.db.update(async (tx) => {
       const target = labels[snapshotRefLabel];
       if (target && (await tx.get(this.db.snapshots, nsKey(ns, snapshotKey(sn, target))))) {
         await attachToLease(this.db, tx, ctx, { ...resource, id: target });
-        throw alreadyExists(`target snapshot ${JSON.stringify(target)}: already exists`);
+        return alreadyExists(`target snapshot ${JSON.stringify(target)}: already exists`);
       }
       if (await tx.get(this.db.snapshots, nsKey(ns, snapshotKey(sn, key)))) {
         await attachToLease(this.db, tx, ctx, resource);
-        throw alreadyExists(`snapshot ${JSON.stringify(key)}: already exists`);
+        return alreadyExists(`snapshot ${JSON.stringify(key)}: already exists`);
       }
       let bparent = '';
       if (parent) {
@@ -146,6 +147,8 @@ export class SnapshotStore {
       }
       return { bkey: `${ns}/${await this.nextSequence(tx, sn)}/${key}`, bparent };
     });
+    if (checked instanceof Error) throw checked;
+    const { bkey, bparent } = checked;
     // 2: the backend makes the file system (outside the lock: copying a parent may take long).
     const backendOpts = { labels: inheritedLabels(labels) };
     const making = `${sn}/${bkey}`;
@@ -208,11 +211,12 @@ export class SnapshotStore {
     validateLabels(labels, `snapshot ${JSON.stringify(name)}`);
     const resource = { type: `snapshots/${sn}`, id: name };
     let rebaseParent: string | undefined;
-    await this.db.update(async (tx) => {
+    const refused = await this.db.update(async (tx) => {
       const nk = nsKey(ns, snapshotKey(sn, name));
       if (await tx.get(this.db.snapshots, nk)) {
+        // The existing snapshot joins the lease: returned, so that the transaction is written.
         await attachToLease(this.db, tx, ctx, resource);
-        throw alreadyExists(`snapshot ${JSON.stringify(name)}: already exists`);
+        return alreadyExists(`snapshot ${JSON.stringify(name)}: already exists`);
       }
       const kk = nsKey(ns, snapshotKey(sn, key));
       const active = await tx.get(this.db.snapshots, kk);
@@ -245,7 +249,9 @@ export class SnapshotStore {
       // The backend commits inside the transaction (as containerd's does inside its bolt
       // transaction): if it refuses (a view, say), the records stay as they were.
       await backend.commit(bname, active.name, { labels: inheritedLabels(labels), ...(rebaseParent ? { parent: rebaseParent } : {}) });
+      return undefined;
     });
+    if (refused) throw refused;
   }
 
   async remove(ctx: OpContext, sn: string, key: string): Promise<void> {

@@ -93,6 +93,10 @@ export class BlobFeed {
         pos += bytesRead;
         yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
       }
+      // All bytes read, but the blob is only good once the download has verified and committed
+      // it: until then the layer must not be committed on top of it.
+      while (this.now() === 'downloading') await this.next(signal);
+      if (this.now() === 'failed') throw this.failure();
     } finally {
       await fh.close();
     }

@@ -305,8 +305,12 @@ export class PullManager {
         }, s),
       onLayer: (e) => pull.emit('unpack', e),
     });
+    // A failed unpack fails the pull: the downloads stop too (what they fetched stays, resumable).
+    const unpackFailed = new AbortController();
+    unpacking.catch((err) => unpackFailed.abort(err));
+    const fetchSignal = AbortSignal.any([signal, unpackFailed.signal]);
     const fetching = this.limited([...layers, ...rest], (child) =>
-      this.fetchOne(pull, ctx, ref, child, signal, feeds.get(child.digest)).catch((err) => {
+      this.fetchOne(pull, ctx, ref, child, fetchSignal, feeds.get(child.digest)).catch((err) => {
         feeds.get(child.digest)?.failed(err);
         throw err;
       }),

@@ -2,7 +2,7 @@
 // image — unpacked if it is not yet — with a writable snapshot on the image's top chainID (key =
 // the container id) and an OCI runtime spec from containerd's defaults, the image config and the
 // request's overrides. Deleting one removes its snapshot, unless asked to keep it.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { alreadyExists, BerthError, failedPrecondition, isNotFound } from '../errors.js';
@@ -127,7 +127,8 @@ export class ContainerService {
         await unmountAll(rootfs);
       }
     } finally {
-      await rm(rootfs, { recursive: true, force: true });
+      // rmdir, never a recursive removal: if the unmount failed, that would go through the mount.
+      await rmdir(rootfs);
     }
   }
 

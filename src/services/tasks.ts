@@ -35,6 +35,8 @@ export interface TaskServiceOptions {
 export class TaskService {
   private readonly tasks = new Map<string, Task>();
   private readonly exitReported = new WeakSet<Task>();
+  /** `<ns>/<id>` of tasks being created: their containers count as having a task already. */
+  private readonly creating = new Set<string>();
 
   constructor(
     private readonly containers: ContainerStore,
@@ -65,7 +67,8 @@ export class TaskService {
   }
 
   has(ctx: OpContext, id: string): boolean {
-    return this.tasks.has(nsKey(ctx.namespace, id));
+    const key = nsKey(ctx.namespace, id);
+    return this.tasks.has(key) || this.creating.has(key);
   }
 
   private task(ctx: OpContext, id: string): Task {
@@ -76,27 +79,34 @@ export class TaskService {
 
   /** Creates the container's task and starts it: its root file system mounted, `runc create` + `runc start`. */
   async create(ctx: OpContext, id: string): Promise<TaskView> {
-    const container = await this.containers.get(ctx, id);
-    const key = nsKey(ctx.namespace, id);
-    if (this.tasks.has(key)) throw alreadyExists(`container "${id}" has a task already`);
-    const rootfs = container.snapshotter && container.snapshotKey ? await this.snapshots.mounts(ctx, container.snapshotter, container.snapshotKey) : [];
-    const task = await Task.create({
-      runc: this.runc(ctx.namespace),
-      stateDir: this.opts.stateDir,
-      namespace: ctx.namespace,
-      id,
-      spec: container.spec as unknown as Spec,
-      rootfs,
-    });
-    this.tasks.set(key, task);
-    const pid = await task.pid();
+    const key = nsKey(checkNamespace(ctx), id);
+    if (this.tasks.has(key) || this.creating.has(key)) throw alreadyExists(`container "${id}" has a task already`);
+    // Reserved before the first await: a container delete now sees a task and refuses.
+    this.creating.add(key);
+    let task: Task;
+    let pid: number;
     try {
-      this.events.publish(ctx.namespace, '/tasks/create', { containerId: id, pid });
-      await task.start();
-    } catch (err) {
-      this.tasks.delete(key);
-      await task.delete().catch(() => {});
-      throw err;
+      const container = await this.containers.get(ctx, id);
+      const rootfs = container.snapshotter && container.snapshotKey ? await this.snapshots.mounts(ctx, container.snapshotter, container.snapshotKey) : [];
+      task = await Task.create({
+        runc: this.runc(ctx.namespace),
+        stateDir: this.opts.stateDir,
+        namespace: ctx.namespace,
+        id,
+        spec: container.spec as unknown as Spec,
+        rootfs,
+      });
+      try {
+        pid = await task.pid();
+        this.events.publish(ctx.namespace, '/tasks/create', { containerId: id, pid });
+        await task.start();
+      } catch (err) {
+        await task.delete().catch(() => {});
+        throw err;
+      }
+      this.tasks.set(key, task);
+    } finally {
+      this.creating.delete(key);
     }
     this.events.publish(ctx.namespace, '/tasks/start', { containerId: id, pid });
     this.watchExit(ctx.namespace, task);

@@ -47,7 +47,8 @@ export class ProxySnapshotter implements Snapshotter {
       return await this.api.json<T>(method, path, opts);
     } catch (err) {
       const code = (err as { code?: string }).code;
-      const known: ErrorCode[] = ['not_found', 'already_exists', 'invalid_argument', 'failed_precondition', 'unavailable', 'not_implemented'];
+      const known: ErrorCode[] = ['not_found', 'already_exists', 'invalid_argument', 'failed_precondition', 'unavailable', 'not_implemented', 'internal'];
+      // No code: the server was not reached (or did not answer in berth's error format).
       const kind = known.includes(code as ErrorCode) ? (code as ErrorCode) : 'unavailable';
       throw new BerthError(kind, `proxy snapshotter at ${this.address}: ${(err as Error).message}`, { cause: err });
     }
@@ -109,7 +110,9 @@ export class ProxySnapshotter implements Snapshotter {
 
   async walk(fn: (info: SnapshotInfo) => void | Promise<void>, filters: readonly string[] = []): Promise<void> {
     const { items } = await this.call<{ items: SnapshotJson[] }>('GET', this.path(), { query: { filter: [...filters] } });
-    for (const item of items) await fn(this.info(item));
+    // Only what this proxy made: the remote namespace may hold others' snapshots, which this
+    // side's GC must never see as its own orphans.
+    for (const item of items) if (item.labels[keepLabel] === 'proxy') await fn(this.info(item));
   }
 
   async close(): Promise<void> {

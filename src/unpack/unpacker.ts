@@ -7,7 +7,7 @@
 // `containerd.io/uncompressed` label on layer blobs, `containerd.io/gc.ref.snapshot.<sn>` on the
 // config.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BerthError, errorCode, invalidArgument, isAlreadyExists, isNotFound } from '../errors.js';
@@ -164,11 +164,8 @@ export class Unpacker {
     const chainId = chain[i];
     const note = (state: LayerState) => req.onLayer?.({ digest: desc.digest, chainId, state });
     if (!parallel) await below; // the parent must be committed before a copy can be made of it
-    if (await exists(sn, chainId)) {
-      await below;
-      note('exists');
-      return 'exists';
-    }
+    // A layer unpacked before is found by prepare: the target label makes it answer
+    // already_exists and put that snapshot in this unpack's lease (containerd's way).
     const labels: Record<string, string> = {
       [snapshotRefLabel]: chainId,
       [diffIdLabel]: req.diffIds[i],
@@ -273,7 +270,8 @@ export async function applyToMounts(
       await unmountAll(target);
     }
   } finally {
-    await rm(target, { recursive: true, force: true });
+    // rmdir, never a recursive removal: if an unmount failed, that would go through the mount.
+    await rmdir(target);
   }
 }
 
