@@ -22,7 +22,6 @@ import { componentSchemas } from './openapi.js';
 import type { EventBus } from './events/bus.js';
 import { eventsType } from './plugins/events.js';
 import { gcType, type Gc } from './plugins/gc.js';
-import { metadataType, type Metadata } from './plugins/metadata.js';
 import { runtimeType, type Runtime } from './plugins/runtime.js';
 import { pluginsFor } from './plugins/index.js';
 import type { Pulls } from './plugins/pull.js';
@@ -35,7 +34,6 @@ import type { LeaseService } from './services/leases.js';
 import type { NamespaceService } from './services/namespaces.js';
 import type { SnapshotService } from './services/snapshots.js';
 import { PullService } from './services/pulls.js';
-import { UnpackService } from './services/unpack.js';
 import { tracer } from './telemetry.js';
 
 export interface ServerOptions {
@@ -181,16 +179,10 @@ export async function registerApi(app: FastifyInstance, plugins: PluginSet): Pro
   await registerResource(app, 'namespaces', namespaceRoutes, () => ({
     namespaces: plugins.get<NamespaceService>(serviceType, 'namespaces'),
   }));
-  await registerResource(app, 'images', imageRoutes, () => {
-    const images = plugins.get<ImageService>(serviceType, 'images');
-    let unpack: UnpackService | undefined;
-    const pulls = plugins.getAll<Pulls>(serviceType).get('pulls');
-    if (pulls?.unpacker && pulls.defaultSnapshotter) {
-      const { content, leases } = plugins.get<Metadata>(metadataType);
-      unpack = new UnpackService(images, content, leases, pulls.unpacker, pulls.defaultSnapshotter);
-    }
-    return { images, unpack };
-  });
+  await registerResource(app, 'images', imageRoutes, () => ({
+    images: plugins.get<ImageService>(serviceType, 'images'),
+    unpack: plugins.getAll<Pulls>(serviceType).get('pulls')?.unpack,
+  }));
   await registerResource(app, 'leases', leaseRoutes, () => ({ leases: plugins.get<LeaseService>(serviceType, 'leases') }));
   await registerResource(app, 'garbage collection', gcRoutes, () => ({ gc: plugins.get<Gc>(gcType) }));
   await registerResource(app, 'pulls', pullRoutes, () => {

@@ -8,7 +8,9 @@ import { Resolver } from '../remotes/resolver.js';
 import { fetchToken } from '../remotes/token.js';
 import { BlobFetcher } from '../pull/fetch.js';
 import { PullManager } from '../pull/manager.js';
+import type { ImageService } from '../services/images.js';
 import type { SnapshotService } from '../services/snapshots.js';
+import { UnpackService } from '../services/unpack.js';
 import { Unpacker } from '../unpack/unpacker.js';
 import { eventsType } from './events.js';
 import { metadataType, type Metadata } from './metadata.js';
@@ -20,6 +22,8 @@ export interface Pulls {
   manager: PullManager;
   /** Unpacks images into snapshots (absent when no snapshotter loaded). */
   unpacker?: Unpacker;
+  /** Unpacks stored images (POST /v1/images/{name}/unpack, containers); with the unpacker. */
+  unpack?: UnpackService;
   /** The snapshotter unpacking uses when a request names none. */
   defaultSnapshotter?: string;
   resolver: Resolver;
@@ -66,7 +70,11 @@ export const pullPlugin: Registration<Pulls> = {
       unpacker,
     });
     if (hostsDir) ctx.exports.hosts_dir = hostsDir;
-    return { manager, resolver, client, unpacker, defaultSnapshotter: snapshots?.defaultSnapshotter };
+    const unpack =
+      unpacker && snapshots
+        ? new UnpackService(ctx.get<ImageService>(serviceType, 'images'), content, leases, unpacker, snapshots.defaultSnapshotter)
+        : undefined;
+    return { manager, resolver, client, unpacker, unpack, defaultSnapshotter: snapshots?.defaultSnapshotter };
   },
   close: (p) => p.client.close(),
 };

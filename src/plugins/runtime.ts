@@ -11,7 +11,6 @@ import { ContainerService } from '../services/containers.js';
 import type { ImageService } from '../services/images.js';
 import type { SnapshotService } from '../services/snapshots.js';
 import { TaskService } from '../services/tasks.js';
-import { UnpackService } from '../services/unpack.js';
 import { eventsType } from './events.js';
 import { metadataType, type Metadata } from './metadata.js';
 import type { Pulls } from './pull.js';
@@ -43,8 +42,8 @@ export const runtimePlugin: Registration<Runtime> = {
     const images = ctx.get<ImageService>(serviceType, 'images');
     const snapshots = ctx.get<SnapshotService>(serviceType, 'snapshots');
     const pulls = ctx.get<Pulls>(serviceType, 'pulls');
-    if (!pulls.unpacker) throw new Error('no unpacker (no snapshotter loaded): containers need unpacked images');
-    const unpack = new UnpackService(images, metadata.content, metadata.leases, pulls.unpacker, snapshots.defaultSnapshotter);
+    const unpack = pulls.unpack;
+    if (!unpack) throw new Error('no unpacker (no snapshotter loaded): containers need unpacked images');
     const store = new ContainerStore(metadata.db);
     const tasks = new TaskService(store, snapshots, events, {
       stateDir: join(ctx.state, 'tasks'),

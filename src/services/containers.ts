@@ -70,7 +70,7 @@ export class ContainerService {
       },
     );
     const image = await this.images.inspect(ctx, req.image);
-    const unpacked = await this.unpack.unpack(ctx, req.image, { snapshotter: req.snapshotter });
+    const unpacked = await this.unpack.unpackInspected(ctx, image, req.snapshotter);
     const sn = unpacked.snapshotter;
     // A lease holds the new snapshot until the container record does.
     const lease = await this.leases.create(ctx, { labels: { 'berth.io/container': req.id }, expiresIn: 10 * 60 * 1000 });

@@ -175,8 +175,15 @@ export class TaskService {
 /** Reads a growing file until its writer (the task) has exited and the end is reached. */
 async function* followFile(path: string, task: Task, signal?: AbortSignal): AsyncGenerator<Buffer> {
   let pos = 0;
+  // One wait (the exit file, watched), not a `runc state` process per poll.
+  let gone = false;
+  task.wait().then(
+    () => (gone = true),
+    () => (gone = true), // deleted meanwhile
+  );
   for (;;) {
-    const exited = (await task.status().catch(() => ({ status: 'stopped' as const }))).status === 'stopped';
+    // Read before the size: what the task wrote before it exited is then in the file.
+    const exited = gone;
     const size = await stat(path).then((s) => s.size, () => 0);
     if (size > pos) {
       for await (const chunk of createReadStream(path, { start: pos, end: size - 1 })) {

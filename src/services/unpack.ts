@@ -10,6 +10,7 @@ import type { Descriptor } from '../metadata/db.js';
 import { isLayerType } from '../unpack/mediatypes.js';
 import type { Unpacker, UnpackResult } from '../unpack/unpacker.js';
 import type { ImageService } from './images.js';
+import type { ImageInspection } from './inspect.js';
 
 export interface ImageUnpackOptions {
   snapshotter?: string;
@@ -26,14 +27,18 @@ export class UnpackService {
   ) {}
 
   async unpack(ctx: OpContext, name: string, opts: ImageUnpackOptions = {}): Promise<UnpackResult> {
-    const image = await this.images.inspect(ctx, name, { platform: opts.platform });
+    return this.unpackInspected(ctx, await this.images.inspect(ctx, name, { platform: opts.platform }), opts.snapshotter);
+  }
+
+  /** The same, for a caller that has inspected the image already (the manifest and config read once). */
+  async unpackInspected(ctx: OpContext, image: ImageInspection, snapshotter = this.defaultSnapshotter): Promise<UnpackResult> {
+    const name = image.name;
     const config = image.manifest.config as Descriptor | undefined;
     if (!config) throw invalidArgument(`image ${JSON.stringify(name)}: its manifest has no config`);
     const inspected = image.layers.filter((l) => isLayerType(l.mediaType));
     const diffIds = inspected.map((l) => l.diffId ?? '');
     const layers: Descriptor[] = inspected.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size }));
     if (diffIds.some((d) => !d)) throw invalidArgument(`image ${JSON.stringify(name)}: its config has no diff_id for every layer`);
-    const snapshotter = opts.snapshotter ?? this.defaultSnapshotter;
     const done = await this.unpacker.unpacked(ctx, config, diffIds, snapshotter);
     if (done) return { snapshotter, chainId: done, unpacked: 0, existing: layers.length };
     const lease = await this.leases.create(ctx, { labels: { 'berth.io/unpack': name }, expiresIn: 60 * 60 * 1000 });
