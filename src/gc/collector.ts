@@ -53,7 +53,6 @@ export interface GcResult {
   durationMs: number;
 }
 
-const nodeId = (n: GcNode): string => `${n.type}${n.flat ? '~' : ''}\u0000${n.namespace}\u0000${n.key}`;
 /** Flat and normal twins are one object when it comes to sweeping. */
 const objectId = (type: NodeType, namespace: string, key: string): string => `${type}\u0000${namespace}\u0000${key}`;
 
