@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { MetadataDB, nsKey } from '../src/metadata/db.js';
-import { formatTimestamp } from '../store/timestamp.js';
+import { formatTimestamp } from '../src/oci/time.js';
 
 const { values } = parseArgs({
   options: {

@@ -5,7 +5,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { routeSchema } from '../src/openapi.js';
 import type { ContainerCreate, ContainerService } from '../src/services/containers.js';
 import type { LogStream, TaskService } from '../src/services/tasks.js';
-import type { Labels } from '../store/types.js';
+import type { Labels } from '../src/oci/labels.js';
 import { opContext } from './context.js';
 import { containerView, exitView, taskView } from './views.js';
 

@@ -1,6 +1,6 @@
 // Committed content: list, read (with Range), info, labels, one-shot put, delete.
 import type { FastifyPluginAsync } from 'fastify';
-import { BerthError, invalidArgument } from '../src/errors.js';
+import { BerthError, invalidArgument } from '../store/errors.js';
 import { routeSchema } from '../src/openapi.js';
 import { opContext } from './context.js';
 import type { ContentService } from '../src/services/content.js';

@@ -4,7 +4,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { PassThrough } from 'node:stream';
 import type { EventBus } from '../src/events/bus.js';
 import { routeSchema } from '../src/openapi.js';
-import { formatTimestamp } from '../store/timestamp.js';
+import { formatTimestamp } from '../src/oci/time.js';
 
 export interface EventRouteOptions {
   events: EventBus;

@@ -1,13 +1,13 @@
 // Images: a name pointing at a target descriptor, with labels, in the request's namespace.
 // Names contain `/` and `:` and travel URL-encoded in one path segment.
 import type { FastifyPluginAsync } from 'fastify';
-import { BerthError, invalidArgument } from '../src/errors.js';
-import type { Descriptor } from '../src/metadata/db.js';
+import { BerthError, invalidArgument } from '../store/errors.js';
+import type { Descriptor } from '../src/oci/descriptor.js';
 import { routeSchema } from '../src/openapi.js';
 import type { ImageService } from '../src/services/images.js';
 import type { UnpackService } from '../src/services/unpack.js';
 import { parseDigest } from '../store/digest.js';
-import type { Labels } from '../store/types.js';
+import type { Labels } from '../src/oci/labels.js';
 import { opContext } from './context.js';
 import { imageView } from './views.js';
 

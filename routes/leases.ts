@@ -1,11 +1,11 @@
 // Leases: create (with an expiry as a Go duration), list, read, delete (optionally waiting for
 // the GC that frees what only the lease kept), and the resources a lease holds.
 import type { FastifyPluginAsync } from 'fastify';
-import { invalidArgument } from '../src/errors.js';
+import { invalidArgument } from '../store/errors.js';
 import { parseDuration } from '../src/metadata/duration.js';
 import { routeSchema } from '../src/openapi.js';
 import type { LeaseService } from '../src/services/leases.js';
-import type { Labels } from '../store/types.js';
+import type { Labels } from '../src/oci/labels.js';
 import { opContext } from './context.js';
 import { leaseView, resourceView } from './views.js';
 

@@ -3,7 +3,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { routeSchema } from '../src/openapi.js';
 import type { NamespaceService } from '../src/services/namespaces.js';
-import type { Labels } from '../store/types.js';
+import type { Labels } from '../src/oci/labels.js';
 import { namespaceView } from './views.js';
 
 interface NameParams {

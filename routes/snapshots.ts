@@ -3,7 +3,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { routeSchema } from '../src/openapi.js';
 import type { SnapshotService } from '../src/services/snapshots.js';
-import type { Labels } from '../store/types.js';
+import type { Labels } from '../src/oci/labels.js';
 import { opContext } from './context.js';
 import { snapshotView } from './views.js';
 

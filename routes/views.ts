@@ -1,8 +1,8 @@
 // What the API shows of each object: camelCase JSON with RFC 3339 nanosecond times.
-import { formatTimestamp } from '../store/timestamp.js';
+import { formatTimestamp } from '../src/oci/time.js';
 import type { Info, Status } from '../store/types.js';
 import type { GarbageCollector, GcResult } from '../src/gc/collector.js';
-import type { Descriptor } from '../src/metadata/db.js';
+import type { Descriptor } from '../src/oci/descriptor.js';
 import type { Image } from '../src/metadata/images.js';
 import type { Lease, Resource } from '../src/metadata/leases.js';
 import type { Namespace } from '../src/metadata/namespaces.js';

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'smol-toml';
-import { invalidArgument } from './errors.js';
+import { invalidArgument } from '../store/errors.js';
 
 export interface Config {
   /** Persistent data: each plugin gets `<root>/<type>.<id>`. */

@@ -3,7 +3,7 @@
 // (flock) backs this up where two processes race past a stale lock file.
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { failedPrecondition } from './errors.js';
+import { failedPrecondition } from '../store/errors.js';
 
 export interface RootHolder {
   pid: number;

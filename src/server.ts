@@ -17,7 +17,7 @@ import { pullRoutes } from '../routes/pulls.js';
 import { snapshotRoutes } from '../routes/snapshots.js';
 import { containerRoutes } from '../routes/containers.js';
 import { parseAddress, type Config } from './config.js';
-import { BerthError, errorCode, httpStatus, type ErrorCode } from './errors.js';
+import { BerthError, errorCode, httpStatus, type ErrorCode } from '../store/errors.js';
 import { componentSchemas } from './openapi.js';
 import type { EventBus } from './events/bus.js';
 import { eventsType } from './plugins/events.js';
@@ -34,7 +34,7 @@ import type { LeaseService } from './services/leases.js';
 import type { NamespaceService } from './services/namespaces.js';
 import type { SnapshotService } from './services/snapshots.js';
 import { PullService } from './services/pulls.js';
-import { tracer } from './telemetry.js';
+import { tracer } from '../store/telemetry.js';
 
 export interface ServerOptions {
   /** A pino-style logger setting for fastify; false for none. */

@@ -1,7 +1,7 @@
 // containerd's content helpers (core/content/helpers.go): these define what clients see when
 // they write through the store — retrying a locked ref, resuming from the writer's offset,
 // treating "already exists" as success.
-import { errorCode, invalidArgument } from '../src/errors.js';
+import { errorCode, invalidArgument } from './errors.js';
 import type { CommitOptions, ContentStore, Writer, WriterOptions } from './types.js';
 
 /** A plain stream: copying into a resumed writer discards the first `offset` bytes. */

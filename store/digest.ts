@@ -1,6 +1,6 @@
 // Digests as OCI writes them: `<algorithm>:<lower-case hex>` (go-digest's rules).
 import { createHash, type Hash } from 'node:crypto';
-import { invalidArgument } from '../src/errors.js';
+import { invalidArgument } from './errors.js';
 
 /** Hex lengths of the algorithms go-digest makes available; sha256 is canonical. */
 const hexLength: Record<string, number> = { sha256: 64, sha384: 96, sha512: 128 };

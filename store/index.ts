@@ -4,16 +4,9 @@
 import { mkdirSync, renameSync } from 'node:fs';
 import { lstat, mkdir, open, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  alreadyExists,
-  failedPrecondition,
-  invalidArgument,
-  isMissingFile,
-  isNotFound,
-  notFound,
-} from '../src/errors.js';
-import { objectAdaptor, parseFilters, type Adaptor } from '../src/filters/index.js';
-import { withSpan } from '../src/telemetry.js';
+import { alreadyExists, failedPrecondition, invalidArgument, isMissingFile, isNotFound, notFound } from './errors.js';
+import { objectAdaptor, parseFilters, type Adaptor } from './filters/index.js';
+import { withSpan } from './telemetry.js';
 import { canonicalAlgorithm, createDigester, isAvailableAlgorithm, parseDigest } from './digest.js';
 import { ingestFiles, readIngestStatus } from './ingest.js';
 import { applyLabelPaths } from './labels.js';

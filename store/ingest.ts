@@ -2,7 +2,7 @@
 // ListStatuses and resumption.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isMissingFile, notFound } from '../src/errors.js';
+import { isMissingFile, notFound } from './errors.js';
 import { readTimestampFile } from './timestamp.js';
 import type { Status } from './types.js';
 

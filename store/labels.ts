@@ -1,7 +1,7 @@
 // Labels: an in-memory LabelStore (the one containerd's conformance suite runs the bare store
 // with; the service keeps labels in the metadata store) and containerd's field-path updates,
 // which every object with labels shares.
-import { invalidArgument } from '../src/errors.js';
+import { invalidArgument } from './errors.js';
 import type { LabelStore, Labels } from './types.js';
 
 export class MemoryLabelStore implements LabelStore {

@@ -1,6 +1,6 @@
 // One writer per ref at a time, within this process (as containerd's locks.go). A root folder
 // is owned by one process (see src/rootlock.ts), so an in-process map is the whole story.
-import { unavailable } from '../src/errors.js';
+import { unavailable } from './errors.js';
 
 export class RefLocks {
   private readonly held = new Map<string, Date>();

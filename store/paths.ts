@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isMissingFile } from '../src/errors.js';
+import { isMissingFile } from './errors.js';
 import { parseDigest } from './digest.js';
 
 export function blobsRoot(root: string): string {

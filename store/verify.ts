@@ -3,8 +3,8 @@
 // again. ssri does the streaming check; it costs no more than node's crypto (measured in the
 // README), and sha256 only is asked of it (its default would hash sha512 too).
 import ssri from 'ssri';
-import { errorCode } from '../src/errors.js';
-import { withSpan } from '../src/telemetry.js';
+import { errorCode } from './errors.js';
+import { withSpan } from './telemetry.js';
 import { parseDigest } from './digest.js';
 import type { ContentStore } from './types.js';
 

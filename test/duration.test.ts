@@ -2,7 +2,7 @@
 // parseDurationErrorTests), as lease lifetimes (`expiresIn`) are written in them.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { BerthError } from '../src/errors.js';
+import { BerthError } from '../store/errors.js';
 import { parseDuration, parseDurationNanos } from '../src/metadata/duration.js';
 
 const ns = 1n;

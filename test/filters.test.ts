@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { BerthError } from '../src/errors.js';
-import { labelField, parseFilters, type Adaptor, type Filter } from '../src/filters/index.js';
+import { BerthError } from '../store/errors.js';
+import { labelField, parseFilters, type Adaptor, type Filter } from '../store/filters/index.js';
 
 interface Entry {
   name: string;

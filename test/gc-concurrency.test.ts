@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { readBlob, writeBlob } from '../store/copy.js';
 import type { Info } from '../store/types.js';
-import { errorCode } from '../src/errors.js';
+import { errorCode } from '../store/errors.js';
 import type { OpContext } from '../src/metadata/context.js';
 import { loadSnapshot, type GcResult } from '../src/gc/collector.js';
 import { chunksOf, sha256 } from './fixtures/helpers.js';

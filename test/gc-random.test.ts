@@ -9,7 +9,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { readBlob } from '../store/copy.js';
-import type { Labels } from '../store/types.js';
+import type { Labels } from '../src/oci/labels.js';
 import type { MetadataContentStore } from '../src/metadata/content.js';
 import type { OpContext } from '../src/metadata/context.js';
 import type { ImageStore } from '../src/metadata/images.js';

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { errorCode } from '../src/errors.js';
+import { errorCode } from '../store/errors.js';
 import type { OpContext } from '../src/metadata/context.js';
 import { GarbageCollector, type GcResult } from '../src/gc/collector.js';
 import { GcScheduler } from '../src/gc/scheduler.js';

@@ -11,8 +11,8 @@ import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 
-import { formatTimestamp } from '../store/timestamp.js';
-import type { Labels } from '../store/types.js';
+import { formatTimestamp } from '../src/oci/time.js';
+import type { Labels } from '../src/oci/labels.js';
 import {
   MetadataDB,
   nsKey,
@@ -22,7 +22,7 @@ import {
   type LeaseRecord,
 } from '../src/metadata/db.js';
 import type { OpContext } from '../src/metadata/context.js';
-import type { ErrorCode } from '../src/errors.js';
+import type { ErrorCode } from '../store/errors.js';
 import { GcGraph, loadSnapshot, type GcNode } from '../src/gc/collector.js';
 import { expectCode, rfc3339, sha256, sorted } from './fixtures/helpers.js';
 import {

@@ -5,29 +5,12 @@ import assert from 'node:assert/strict';
 import { posix } from 'node:path';
 import { describe, test } from 'node:test';
 
-import { BerthError } from '../src/errors.js';
-import {
-  allMatcher,
-  armVariant,
-  defaultMatcher,
-  defaultPlatform,
-  formatPlatform,
-  formatPlatformAll,
-  newMatcher,
-  normalizePlatform,
-  onlyMatcher,
-  onlyStrictMatcher,
-  orderedMatcher,
-  parsePlatform,
-  platformOfHost,
-  platformVector,
-  selectManifests,
-  toOciPlatform,
-  toPlatform,
-  type OciPlatform,
-  type Platform,
-  type PlatformMatcher,
-} from '../src/remotes/platforms.js';
+import { BerthError } from '../store/errors.js';
+import { allMatcher, defaultMatcher, newMatcher, onlyMatcher, onlyStrictMatcher, orderedMatcher, platformVector } from '../src/oci/platforms/match.js';
+import { armVariant, defaultPlatform, platformOfHost } from '../src/oci/platforms/host.js';
+import { formatPlatform, formatPlatformAll, normalizePlatform, parsePlatform } from '../src/oci/platforms/parse.js';
+import { selectManifests } from '../src/pull/select.js';
+import { toOciPlatform, toPlatform, type OciPlatform, type Platform, type PlatformMatcher } from '../src/oci/platforms/types.js';
 
 /** A Platform without empty fields, as the module builds them. */
 function plat(os: string, architecture: string, variant = '', extra: { osVersion?: string; osFeatures?: string[] } = {}): Platform {

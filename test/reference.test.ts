@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { BerthError } from '../src/errors.js';
+import { BerthError } from '../store/errors.js';
 import {
   familiarName,
   familiarRepository,

@@ -9,7 +9,7 @@ import { parseChallenges } from '../src/remotes/auth.js';
 import { retryAfter } from '../src/remotes/client.js';
 import { credentialsFrom } from '../src/remotes/credentials.js';
 import { defaultHost, isLoopback, registryHosts } from '../src/remotes/hosts.js';
-import { errorCode } from '../src/errors.js';
+import { errorCode } from '../store/errors.js';
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));

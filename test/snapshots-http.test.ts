@@ -12,10 +12,10 @@ import { after, before, describe, test } from 'node:test';
 
 import { ApiError, BerthClient } from '../src/cli/client.js';
 import { readSse } from '../src/cli/events.js';
-import { BerthError, type ErrorCode } from '../src/errors.js';
+import { BerthError, type ErrorCode } from '../store/errors.js';
 import { metadataType, type Metadata } from '../src/plugins/metadata.js';
 import type { Mount, SnapshotInfo, SnapshotOptions, Snapshotter, Usage } from '../src/snapshots/types.js';
-import type { Labels } from '../store/types.js';
+import type { Labels } from '../src/oci/labels.js';
 import { T } from './fixtures/content-suite.js';
 import { snapshotterSuite } from './fixtures/snapshotter-suite.js';
 import { startTestServer, type TestServer } from './fixtures/server.js';

@@ -17,10 +17,10 @@ import { describe, test, type TestContext } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { getAttributeSync, listAttributesSync } from '@napi-rs/xattr';
 
-import { BerthError, errorCode } from '../src/errors.js';
+import { BerthError, errorCode } from '../store/errors.js';
 import { applyLayer, type ApplyOptions } from '../src/unpack/apply-layer.js';
 import { decompress } from '../src/unpack/decompress.js';
-import { diffCompression, isLayerType } from '../src/unpack/mediatypes.js';
+import { diffCompression, isLayerType } from '../src/oci/mediatypes.js';
 import { chunksOf, expectCode, seededBytes, sha256, tempDir } from './fixtures/helpers.js';
 import { layer, MediaType, tar, tarHeader, zstdSync, type LayerSpec } from './fixtures/images.js';
 

@@ -8,6 +8,7 @@ import { collect, labelPatch, parseLabelArgs, positiveInt } from './args.js';
 import { ApiError, BerthClient, seg } from './client.js';
 import { defaultSnapshotter } from './snapshots.js';
 import { age, formatLabels, humanSize, printJson, printTable } from './table.js';
+import { mediaTypes } from '../oci/mediatypes.js';
 
 export interface ImageJson {
   name: string;
@@ -17,13 +18,16 @@ export interface ImageJson {
   updatedAt: string;
 }
 
-/** `application/vnd.oci.image.index.v1+json` → `oci index`; others as they are. */
+const shortTypes: Record<string, string> = {
+  [mediaTypes.ociIndex]: 'oci index',
+  [mediaTypes.ociManifest]: 'oci manifest',
+  [mediaTypes.dockerManifestList]: 'docker list',
+  [mediaTypes.dockerManifest]: 'docker manifest',
+};
+
+/** An image index or manifest type in short (`oci index`); others as they are. */
 function shortType(mediaType: string): string {
-  const oci = /^application\/vnd\.oci\.image\.(\w+)\.v1\+json$/.exec(mediaType);
-  if (oci) return `oci ${oci[1]}`;
-  const docker = /^application\/vnd\.docker\.distribution\.(manifest\.list|manifest)\.v2\+json$/.exec(mediaType);
-  if (docker) return docker[1] === 'manifest.list' ? 'docker list' : 'docker manifest';
-  return mediaType;
+  return shortTypes[mediaType] ?? mediaType;
 }
 
 interface InspectJson {
@@ -147,7 +151,7 @@ export function registerImages(program: Command, client: () => BerthClient): voi
     .description('create an image pointing at a target descriptor (the content need not be here yet)')
     .requiredOption('--digest <digest>', 'the target\'s digest, e.g. sha256:...')
     .requiredOption('--size <bytes>', 'the target\'s size in bytes', positiveInt)
-    .requiredOption('--media-type <type>', 'the target\'s media type, e.g. application/vnd.oci.image.index.v1+json')
+    .requiredOption('--media-type <type>', `the target's media type, e.g. ${mediaTypes.ociIndex}`)
     .option('--label <k=v>', 'label the image (repeatable)', collect)
     .option('--annotation <k=v>', 'annotate the target descriptor (repeatable)', collect)
     .option('--json', 'print the image as JSON')

@@ -2,6 +2,7 @@
 // one line per blob (kind, short digest, state, a bar, bytes/total) redrawn in place with ANSI
 // escapes, as `ctr images pull` does; otherwise a plain line whenever a blob changes state.
 import { humanSize } from './table.js';
+import { isConfig, isIndex, isLayerType, isManifest } from '../oci/mediatypes.js';
 
 export interface BlobJson {
   digest: string;
@@ -58,13 +59,13 @@ export function isFinal(e: PullEventJson): boolean {
   return finalStates.has(e.type) && e.digest === undefined;
 }
 
-/** `application/vnd.oci.image.layer.v1.tar+gzip` → `layer`, and so on; undefined if unknown. */
+/** A blob's kind from its media type (`layer`, `config`, ...); undefined if unknown. */
 export function blobKind(mediaType: string | undefined): string | undefined {
   if (!mediaType) return undefined;
-  if (/image\.index|manifest\.list/.test(mediaType)) return 'index';
-  if (/manifest/.test(mediaType)) return 'manifest';
-  if (/config|container\.image/.test(mediaType)) return 'config';
-  if (/layer|rootfs/.test(mediaType)) return 'layer';
+  if (isIndex(mediaType)) return 'index';
+  if (isManifest(mediaType)) return 'manifest';
+  if (isConfig(mediaType)) return 'config';
+  if (isLayerType(mediaType)) return 'layer';
   return 'blob';
 }
 

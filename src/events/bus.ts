@@ -2,8 +2,8 @@
 // under a topic like `/images/create`; subscribers (the SSE route) receive what matches their
 // filters. Delivery is in process and best effort: a slow subscriber never blocks a publisher.
 import { EventEmitter } from 'node:events';
-import { formatTimestamp } from '../../store/timestamp.js';
-import { parseFilters, type Filter } from '../filters/index.js';
+import { formatTimestamp } from '../oci/time.js';
+import { parseFilters, type Filter } from '../../store/filters/index.js';
 
 export interface BerthEvent {
   timestamp: string;

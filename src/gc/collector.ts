@@ -5,8 +5,8 @@
 // Unlike containerd, the mark runs without the metadata write lock (requests keep writing); the
 // lock is taken for the sweep, and if anything was written during the mark, the mark is redone
 // under the lock so that nothing written meanwhile can be swept.
-import { errorCode } from '../errors.js';
-import { withSpan } from '../telemetry.js';
+import { errorCode } from '../../store/errors.js';
+import { withSpan } from '../../store/telemetry.js';
 import type { EventBus } from '../events/bus.js';
 import { expireLabel, flatLabel, isExpired } from '../metadata/leases.js';
 import {
@@ -22,7 +22,7 @@ import {
   type Sub,
 } from '../metadata/db.js';
 import { splitSnapshotKey, type SnapshotStore } from '../metadata/snapshots.js';
-import { formatTimestamp, parseTimestamp } from '../../store/timestamp.js';
+import { formatTimestamp, parseTimestamp } from '../oci/time.js';
 import type { LocalStore } from '../../store/index.js';
 import { labelBackRefs, labelRefs, rootLabel, type NodeType } from './labels.js';
 

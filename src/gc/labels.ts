@@ -1,5 +1,5 @@
 // The labels that give the GC its edges (containerd pkg/gc, core/metadata/gc.go).
-import type { Labels } from '../../store/types.js';
+import type { Labels } from '../oci/labels.js';
 
 export const rootLabel = 'containerd.io/gc.root';
 

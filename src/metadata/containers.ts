@@ -1,11 +1,11 @@
 // Containers (containerd core/metadata/containers.go): metadata records — an id, the image it
 // came from, its runtime spec and the snapshot that is its root file system. A container is
 // always a GC root and keeps its snapshot; the process that runs in it is a task (runtime/).
-import { alreadyExists, invalidArgument, notFound } from '../errors.js';
-import { objectAdaptor, parseFilters } from '../filters/index.js';
-import { applyLabelPaths, withoutEmpty } from '../../store/labels.js';
-import { formatTimestamp, parseTimestamp } from '../../store/timestamp.js';
-import type { Labels } from '../../store/types.js';
+import { alreadyExists, invalidArgument, notFound } from '../../store/errors.js';
+import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
+import { applyLabelPaths, withoutEmpty } from '../oci/labels.js';
+import { formatTimestamp, parseTimestamp } from '../oci/time.js';
+import type { Labels } from '../oci/labels.js';
 import { checkNamespace, type OpContext } from './context.js';
 import { nsKey, type ContainerRecord, type MetadataDB } from './db.js';
 import { ensureNamespace } from './namespaces.js';

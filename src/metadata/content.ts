@@ -2,12 +2,13 @@
 // shared on disk; each namespace sees those it has a record of. Writers use backend refs of
 // the form `<ns>/<seq>/<ref>` so namespaces never share an ingest, and a digest another
 // namespace holds can be adopted without sending its bytes again (the sharing policy).
-import { alreadyExists, errorCode, failedPrecondition, notFound } from '../errors.js';
-import { objectAdaptor, parseFilters } from '../filters/index.js';
+import { alreadyExists, errorCode, failedPrecondition, notFound } from '../../store/errors.js';
+import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
 import { validateRef, type LocalStore } from '../../store/index.js';
-import { applyLabelPaths, withoutEmpty } from '../../store/labels.js';
-import { formatTimestamp, parseTimestamp } from '../../store/timestamp.js';
-import type { CommitOptions, Info, Labels, ReaderAt, Status, Writer, WriterOptions } from '../../store/types.js';
+import { applyLabelPaths, withoutEmpty } from '../oci/labels.js';
+import { formatTimestamp, parseTimestamp } from '../oci/time.js';
+import type { CommitOptions, Info, ReaderAt, Status, Writer, WriterOptions } from '../../store/types.js';
+import type { Labels } from '../oci/labels.js';
 import { checkNamespace, type OpContext } from './context.js';
 import { nsKey, type BlobRecord, type IngestRecord, type MetadataDB, type Tx } from './db.js';
 import { attachToLease, detachFromLease } from './leases.js';

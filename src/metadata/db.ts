@@ -4,8 +4,9 @@
 // serialises writers (LevelDB has no transactions) and tells listeners (the GC scheduler).
 import { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
-import { failedPrecondition } from '../errors.js';
-import type { Labels } from '../../store/types.js';
+import { failedPrecondition } from '../../store/errors.js';
+import type { Labels } from '../oci/labels.js';
+import type { Descriptor } from '../oci/descriptor.js';
 import { Mutex } from './mutex.js';
 
 export const schemaVersion = 2;
@@ -15,13 +16,6 @@ export interface NamespaceRecord {
   createdAt: string;
   /** The last sequence number handed to a backend ingest ref in this namespace. */
   seq?: number;
-}
-
-export interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  annotations?: Record<string, string>;
 }
 
 export interface ImageRecord {

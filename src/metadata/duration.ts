@@ -1,7 +1,7 @@
 // Durations as Go writes them (time.ParseDuration): a sequence of decimal numbers, each with an
 // optional fraction and a unit — "24h", "90m", "1h30m", "1.5s", "300ms", "-2h45m". Units: ns,
 // us (µs, μs), ms, s, m, h. "0" needs no unit. The API takes lease lifetimes this way, as ctr does.
-import { invalidArgument } from '../errors.js';
+import { invalidArgument } from '../../store/errors.js';
 
 const nanosPerUnit: Record<string, bigint> = {
   ns: 1n,

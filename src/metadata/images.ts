@@ -1,13 +1,14 @@
 // Images (containerd core/metadata/images.go): a name pointing at a target descriptor, with
 // labels. Images are GC roots unless they carry `containerd.io/gc.expire` and it has passed.
-import { alreadyExists, invalidArgument, notFound } from '../errors.js';
-import { objectAdaptor, parseFilters } from '../filters/index.js';
+import { alreadyExists, invalidArgument, notFound } from '../../store/errors.js';
+import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
 import { parseDigest } from '../../store/digest.js';
-import { applyLabelPaths, withoutEmpty } from '../../store/labels.js';
-import { formatTimestamp, parseTimestamp } from '../../store/timestamp.js';
-import type { Labels } from '../../store/types.js';
+import { applyLabelPaths, withoutEmpty } from '../oci/labels.js';
+import { formatTimestamp, parseTimestamp } from '../oci/time.js';
+import type { Labels } from '../oci/labels.js';
 import { checkNamespace, type OpContext } from './context.js';
-import { nsKey, type Descriptor, type ImageRecord, type MetadataDB, type Tx } from './db.js';
+import { nsKey, type ImageRecord, type MetadataDB, type Tx } from './db.js';
+import { type Descriptor } from '../oci/descriptor.js';
 import { attachToLease, detachFromLease, expireLabel } from './leases.js';
 import { ensureNamespace } from './namespaces.js';
 import { validateImageName, validateLabels } from './validate.js';

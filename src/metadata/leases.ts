@@ -2,12 +2,12 @@
 // GC until they are deleted or expire (`containerd.io/gc.expire`). An operation run with a lease
 // attaches what it writes to it.
 import { randomBytes } from 'node:crypto';
-import { alreadyExists, BerthError, invalidArgument, notFound } from '../errors.js';
-import { objectAdaptor, parseFilters } from '../filters/index.js';
+import { alreadyExists, BerthError, invalidArgument, notFound } from '../../store/errors.js';
+import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
 import { parseDigest } from '../../store/digest.js';
-import { withoutEmpty } from '../../store/labels.js';
-import { formatTimestamp, parseTimestamp } from '../../store/timestamp.js';
-import type { Labels } from '../../store/types.js';
+import { withoutEmpty } from '../oci/labels.js';
+import { formatTimestamp, parseTimestamp } from '../oci/time.js';
+import type { Labels } from '../oci/labels.js';
 import { checkNamespace, type OpContext } from './context.js';
 import { nsKey, type LeaseRecord, type LeaseResources, type MetadataDB, type Tx } from './db.js';
 import { ensureNamespace } from './namespaces.js';

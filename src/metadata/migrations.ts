@@ -2,8 +2,8 @@
 // digests un-namespaced, with ingests under their own ref in the backend; version 2 namespaces
 // everything, so what version 1 had becomes namespace `default`'s.
 import type { LocalStore } from '../../store/index.js';
-import type { Labels } from '../../store/types.js';
-import { formatTimestamp } from '../../store/timestamp.js';
+import type { Labels } from '../oci/labels.js';
+import { formatTimestamp } from '../oci/time.js';
 import { nsKey, type Migrations, type Sub } from './db.js';
 import { defaultNamespace } from './context.js';
 

@@ -1,11 +1,11 @@
 // Namespaces (containerd core/metadata/namespaces.go): created explicitly or by the first object
 // written in them; deleted only when they hold no images, content, snapshots or
 // containers.
-import { alreadyExists, failedPrecondition, notFound } from '../errors.js';
-import { objectAdaptor, parseFilters } from '../filters/index.js';
-import { formatTimestamp, parseTimestamp } from '../../store/timestamp.js';
-import { applyLabelPaths, withoutEmpty } from '../../store/labels.js';
-import type { Labels } from '../../store/types.js';
+import { alreadyExists, failedPrecondition, notFound } from '../../store/errors.js';
+import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
+import { formatTimestamp, parseTimestamp } from '../oci/time.js';
+import { applyLabelPaths, withoutEmpty } from '../oci/labels.js';
+import type { Labels } from '../oci/labels.js';
 import { nsRange, type MetadataDB, type NamespaceRecord, type Tx } from './db.js';
 import { validateIdentifier, validateLabels } from './validate.js';
 

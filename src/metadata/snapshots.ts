@@ -5,11 +5,11 @@
 //
 // Unlike containerd, `remove` also removes the backend snapshot at once (the record was its only
 // user: backend keys are per namespace); the GC's backend cleanup catches what a crash left.
-import { alreadyExists, BerthError, failedPrecondition, invalidArgument, isNotFound, notFound } from '../errors.js';
-import { objectAdaptor, parseFilters } from '../filters/index.js';
-import { applyLabelPaths, withoutEmpty } from '../../store/labels.js';
-import { formatTimestamp, parseTimestamp } from '../../store/timestamp.js';
-import type { Labels } from '../../store/types.js';
+import { alreadyExists, BerthError, failedPrecondition, invalidArgument, isNotFound, notFound } from '../../store/errors.js';
+import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
+import { applyLabelPaths, withoutEmpty } from '../oci/labels.js';
+import { formatTimestamp, parseTimestamp } from '../oci/time.js';
+import type { Labels } from '../oci/labels.js';
 import { inheritedLabels, type Mount, type SnapshotInfo, type SnapshotOptions, type Snapshotter, type Usage } from '../snapshots/types.js';
 import { checkNamespace, type OpContext } from './context.js';
 import { nsKey, splitNsKey, type MetadataDB, type SnapshotRecord, type Tx } from './db.js';

@@ -1,6 +1,6 @@
 // containerd's validation rules (pkg/identifiers, pkg/labels): the same limits, the same words.
-import { invalidArgument } from '../errors.js';
-import type { Labels } from '../../store/types.js';
+import { invalidArgument } from '../../store/errors.js';
+import type { Labels } from '../oci/labels.js';
 
 const identifierPattern = /^[A-Za-z0-9]+(?:[._-](?:[A-Za-z0-9]+))*$/;
 const identifierMaxLength = 76;

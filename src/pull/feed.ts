@@ -5,7 +5,7 @@
 // `blobs/`, which an open descriptor does not notice, so the feed reads on to the end.
 import { EventEmitter, once } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
-import { BerthError, isMissingFile } from '../errors.js';
+import { BerthError, isMissingFile } from '../../store/errors.js';
 
 const chunkSize = 1 << 20;
 

@@ -2,12 +2,13 @@
 // (`Range: bytes=N-`), retried from the new offset when the connection is cut, verified at
 // commit — and fetched once however many pulls want it at the same time (single flight: the
 // others wait for that download, then adopt the blob; no lock polling).
-import { BerthError, errorCode } from '../errors.js';
+import { BerthError, errorCode } from '../../store/errors.js';
 import type { MetadataContentStore } from '../metadata/content.js';
 import type { OpContext } from '../metadata/context.js';
-import type { Descriptor, Resolver } from '../remotes/resolver.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import type { Resolver } from '../remotes/resolver.js';
 import type { ImageReference } from '../remotes/reference.js';
-import { withSpan } from '../telemetry.js';
+import { withSpan } from '../../store/telemetry.js';
 import { writeStream } from '../../store/copy.js';
 import { ingestRef } from './children.js';
 

@@ -5,20 +5,26 @@
 // next pull of the image resumes every partial blob, across restarts too.
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { BerthError, errorCode } from '../errors.js';
+import { BerthError, errorCode } from '../../store/errors.js';
 import type { EventBus } from '../events/bus.js';
 import type { MetadataContentStore } from '../metadata/content.js';
 import type { OpContext } from '../metadata/context.js';
 import type { ImageStore } from '../metadata/images.js';
 import type { LeaseManager } from '../metadata/leases.js';
-import { allMatcher, defaultPlatform, onlyMatcher, parsePlatform, selectManifests } from '../remotes/platforms.js';
+import { allMatcher, onlyMatcher } from '../oci/platforms/match.js';
+import { defaultPlatform } from '../oci/platforms/host.js';
+import { parsePlatform } from '../oci/platforms/parse.js';
+import { selectManifests } from './select.js';
 import { parseDockerRef, type ImageReference } from '../remotes/reference.js';
-import type { Descriptor, Resolver } from '../remotes/resolver.js';
-import { withSpan } from '../telemetry.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import type { Resolver } from '../remotes/resolver.js';
+import { withSpan } from '../../store/telemetry.js';
 import { readBlob } from '../../store/copy.js';
-import { isLayerType } from '../unpack/mediatypes.js';
+import { isLayerType } from '../oci/mediatypes.js';
 import type { Unpacker, UnpackResult } from '../unpack/unpacker.js';
-import { childGcLabels, childrenOf, isIndex, isManifest } from './children.js';
+import { childGcLabels } from './children.js';
+import { childrenOf } from '../oci/children.js';
+import { isIndex, isManifest } from '../oci/mediatypes.js';
 import { BlobFeed } from './feed.js';
 import type { BlobFetcher } from './fetch.js';
 

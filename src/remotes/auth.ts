@@ -2,7 +2,7 @@
 // `WWW-Authenticate`, basic credentials, and bearer tokens fetched from the challenge's realm and
 // cached per host and scope. Credentials go only to the host they are for: a token realm on
 // another host gets them only as the token flow needs, and a redirected request gets nothing.
-import { BerthError, errorCode } from '../errors.js';
+import { BerthError, errorCode } from '../../store/errors.js';
 
 export interface Credentials {
   username: string;

@@ -3,7 +3,7 @@
 // the registry's credentials when they lead to another host (blob storage), and retries with
 // backoff on resets, 5xx and 429 — honouring `Retry-After`.
 import type { Agent, Dispatcher } from 'undici';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../store/errors.js';
 import type { Authorizer } from './auth.js';
 import type { RegistryHost } from './hosts.js';
 

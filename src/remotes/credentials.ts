@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { isMissingFile } from '../errors.js';
+import { isMissingFile } from '../../store/errors.js';
 import type { Credentials, CredentialsFn } from './auth.js';
 
 export interface DockerConfig {

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { parse } from 'smol-toml';
-import { invalidArgument, isMissingFile } from '../errors.js';
+import { invalidArgument, isMissingFile } from '../../store/errors.js';
 
 export type Capability = 'pull' | 'resolve' | 'push' | 'referrers';
 const allCapabilities: Capability[] = ['pull', 'resolve', 'push', 'referrers'];

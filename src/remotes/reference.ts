@@ -23,7 +23,7 @@
 // checked by an anchored expression: the same answers as the one big expression upstream, but
 // in linear time whatever the input (Go's regexp is linear; a backtracking one on the whole
 // grammar is not).
-import { invalidArgument } from '../errors.js';
+import { invalidArgument } from '../../store/errors.js';
 import { parseDigest } from '../../store/digest.js';
 
 export interface ImageReference {

@@ -4,20 +4,13 @@
 // offset (with `Range`, or by skipping when a server ignores it).
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { BerthError, notFound } from '../errors.js';
+import { BerthError, notFound } from '../../store/errors.js';
 import { parseDigest } from '../../store/digest.js';
 import type { RegistryClient, RegistryResponse } from './client.js';
 import { registryHosts, type Capability, type RegistryHost } from './hosts.js';
 import { repository, type ImageReference } from './reference.js';
-
-export const mediaTypes = {
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  dockerConfig: 'application/vnd.docker.container.image.v1+json',
-  ociConfig: 'application/vnd.oci.image.config.v1+json',
-} as const;
+import type { Descriptor } from '../oci/descriptor.js';
+import { isManifestType, mediaTypes } from '../oci/mediatypes.js';
 
 /** containerd's Accept list, in its order. */
 export const manifestAccept = [
@@ -29,24 +22,6 @@ export const manifestAccept = [
 ].join(', ');
 
 export const maxManifestSize = 4 << 20;
-
-export interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  annotations?: Record<string, string>;
-  platform?: { os: string; architecture: string; variant?: string; 'os.version'?: string; 'os.features'?: string[] };
-  urls?: string[];
-}
-
-export function isManifestType(mediaType: string): boolean {
-  return (
-    mediaType === mediaTypes.dockerManifest ||
-    mediaType === mediaTypes.dockerManifestList ||
-    mediaType === mediaTypes.ociManifest ||
-    mediaType === mediaTypes.ociIndex
-  );
-}
 
 export interface ResolverOptions {
   /** containerd's hosts directory (`<dir>/<host>/hosts.toml`). */
@@ -137,7 +112,7 @@ export class Resolver {
         }
         digest ??= computed;
       }
-      if (mediaType === 'text/plain' || mediaType === 'application/vnd.docker.distribution.manifest.v1+prettyjws') {
+      if (mediaType === 'text/plain' || mediaType === mediaTypes.dockerManifestSchema1Signed) {
         throw new BerthError('invalid_argument', `${ref}: Docker schema 1 manifests are not supported`);
       }
       return { mediaType, digest, size };

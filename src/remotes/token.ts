@@ -1,6 +1,6 @@
 // Bearer tokens from a registry's token service (containerd auth/fetch.go): the OAuth2 POST when
 // there is a secret (falling back to GET as containerd does), the anonymous GET otherwise.
-import { BerthError } from '../errors.js';
+import { BerthError } from '../../store/errors.js';
 import type { Credentials, TokenResponse } from './auth.js';
 import { loadUndici } from './client.js';
 

@@ -4,7 +4,7 @@
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
-import { alreadyExists, isMissingFile } from '../errors.js';
+import { alreadyExists, isMissingFile } from '../../store/errors.js';
 import { validateIdentifier } from '../metadata/validate.js';
 import { unmountAll } from '../snapshots/mount.js';
 import type { Spec } from './spec.js';

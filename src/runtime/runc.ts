@@ -13,7 +13,7 @@ import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
-import { BerthError, failedPrecondition, invalidArgument, isMissingFile, notFound, type ErrorCode } from '../errors.js';
+import { BerthError, failedPrecondition, invalidArgument, isMissingFile, notFound, type ErrorCode } from '../../store/errors.js';
 import { startShim } from './shim.js';
 
 const execFileAsync = promisify(execFile);

@@ -27,7 +27,7 @@
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 
-import { failedPrecondition } from '../errors.js';
+import { failedPrecondition } from '../../store/errors.js';
 
 const script = String.raw`
 use strict;

@@ -2,7 +2,7 @@
 // (pkg/oci populateDefaultUnixSpec + WithDefaultUnixDevices), then the image's config
 // (WithImageConfigArgs), then the caller's overrides (env, cwd, user, tty). Only the fields
 // berth sets are typed; runc reads the JSON as written to the bundle's config.json.
-import { failedPrecondition } from '../errors.js';
+import { failedPrecondition } from '../../store/errors.js';
 import { resolveUser } from './user.js';
 
 export interface User {

@@ -12,7 +12,7 @@ import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { failedPrecondition, isCode, isMissingFile, isNotFound, notFound } from '../errors.js';
+import { failedPrecondition, isCode, isMissingFile, isNotFound, notFound } from '../../store/errors.js';
 import { mountAll } from '../snapshots/mount.js';
 import type { Mount } from '../snapshots/types.js';
 import { createBundle, openBundle, type Bundle } from './bundle.js';

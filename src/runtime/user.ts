@@ -5,7 +5,7 @@ import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { resolve } from 'node:path';
 
-import { invalidArgument, isMissingFile } from '../errors.js';
+import { invalidArgument, isMissingFile } from '../../store/errors.js';
 import { rootPath, TooManyLinksError } from '../unpack/root-path.js';
 
 export interface ResolvedUser {

@@ -5,7 +5,7 @@
 import { mkdtemp, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { alreadyExists, BerthError, failedPrecondition, isNotFound } from '../errors.js';
+import { alreadyExists, BerthError, failedPrecondition, isNotFound } from '../../store/errors.js';
 import type { EventBus } from '../events/bus.js';
 import { rootLabel } from '../gc/labels.js';
 import type { Container, ContainerStore } from '../metadata/containers.js';
@@ -14,7 +14,7 @@ import type { LeaseManager } from '../metadata/leases.js';
 import { validateIdentifier } from '../metadata/validate.js';
 import { defaultSpec, withCwd, withEnv, withImageConfig, withTty, withUser, type ImageProcessConfig, type Spec } from '../runtime/spec.js';
 import { mountAll, unmountAll } from '../snapshots/mount.js';
-import type { Labels } from '../../store/types.js';
+import type { Labels } from '../oci/labels.js';
 import type { ImageService } from './images.js';
 import type { SnapshotService } from './snapshots.js';
 import type { UnpackService } from './unpack.js';

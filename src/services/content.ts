@@ -4,15 +4,16 @@
 // failure, and events.
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { alreadyExists, BerthError, errorCode, unavailable } from '../errors.js';
+import { alreadyExists, BerthError, errorCode, unavailable } from '../../store/errors.js';
 import type { EventBus } from '../events/bus.js';
 import type { MetadataContentStore } from '../metadata/content.js';
 import type { OpContext } from '../metadata/context.js';
-import { withSpan } from '../telemetry.js';
+import { withSpan } from '../../store/telemetry.js';
 import { parseDigest } from '../../store/digest.js';
 import { writeStream } from '../../store/copy.js';
 import { validateRef } from '../../store/index.js';
-import type { Info, Labels, ReaderAt, Status, Writer } from '../../store/types.js';
+import type { Info, ReaderAt, Status, Writer } from '../../store/types.js';
+import type { Labels } from '../oci/labels.js';
 import { verifyContent, type VerifyReport } from '../../store/verify.js';
 
 export interface IngestAppend {

@@ -2,13 +2,17 @@
 // target is one), the manifest chosen for a platform, its config, the layers with their diff
 // IDs, the platforms on offer, the build history and the total size. Nothing is fetched: a blob
 // the store does not have is a not_found naming it.
-import { BerthError, errorCode, notFound } from '../errors.js';
+import { BerthError, errorCode, notFound } from '../../store/errors.js';
 import type { MetadataContentStore } from '../metadata/content.js';
 import type { OpContext } from '../metadata/context.js';
 import type { ImageStore } from '../metadata/images.js';
-import { isIndex, isManifest } from '../pull/children.js';
-import { defaultMatcher, defaultPlatform, formatPlatform, onlyMatcher, parsePlatform, selectManifests, type OciPlatform } from '../remotes/platforms.js';
-import type { Descriptor } from '../remotes/resolver.js';
+import { isIndex, isManifest } from '../oci/mediatypes.js';
+import { defaultMatcher, onlyMatcher } from '../oci/platforms/match.js';
+import { defaultPlatform } from '../oci/platforms/host.js';
+import { formatPlatform, parsePlatform } from '../oci/platforms/parse.js';
+import { selectManifests } from '../pull/select.js';
+import { type OciPlatform } from '../oci/platforms/types.js';
+import type { Descriptor } from '../oci/descriptor.js';
 import { readBlob } from '../../store/copy.js';
 
 type Json = Record<string, unknown>;

@@ -1,7 +1,7 @@
 // The namespaces service: the namespace store plus events.
 import type { EventBus } from '../events/bus.js';
 import type { Namespace, NamespaceStore } from '../metadata/namespaces.js';
-import type { Labels } from '../../store/types.js';
+import type { Labels } from '../oci/labels.js';
 
 export class NamespaceService {
   constructor(

@@ -1,8 +1,8 @@
 // The pulls service: the pull manager as the API sees it — pulls belong to the namespace that
 // started them (another namespace gets not_found), lists take filters, and the manager's events
 // are told apart from the final one that ends a pull's stream.
-import { BerthError, invalidArgument, notFound } from '../errors.js';
-import { objectAdaptor, parseFilters } from '../filters/index.js';
+import { BerthError, invalidArgument, notFound } from '../../store/errors.js';
+import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
 import { checkNamespace, type OpContext } from '../metadata/context.js';
 import type { PullManager, PullRequest, PullState, PullView } from '../pull/manager.js';
 

@@ -3,7 +3,7 @@
 import type { EventBus } from '../events/bus.js';
 import type { OpContext } from '../metadata/context.js';
 import type { SnapshotStore } from '../metadata/snapshots.js';
-import type { Labels } from '../../store/types.js';
+import type { Labels } from '../oci/labels.js';
 import type { Mount, SnapshotInfo, SnapshotOptions, Snapshotter, Usage } from '../snapshots/types.js';
 
 export class SnapshotService {

@@ -7,7 +7,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { alreadyExists, isMissingFile, notFound } from '../errors.js';
+import { alreadyExists, isMissingFile, notFound } from '../../store/errors.js';
 import type { EventBus } from '../events/bus.js';
 import type { ContainerStore } from '../metadata/containers.js';
 import { checkNamespace, type OpContext } from '../metadata/context.js';

@@ -2,12 +2,12 @@
 // manifest for the platform, its config's diffIDs, each layer read from the store. Runs in a
 // lease of its own so nothing it makes is collected half way; afterwards the image's config
 // holds the snapshots (`containerd.io/gc.ref.snapshot.<snapshotter>`).
-import { invalidArgument } from '../errors.js';
+import { invalidArgument } from '../../store/errors.js';
 import type { OpContext } from '../metadata/context.js';
 import type { MetadataContentStore } from '../metadata/content.js';
 import type { LeaseManager } from '../metadata/leases.js';
-import type { Descriptor } from '../metadata/db.js';
-import { isLayerType } from '../unpack/mediatypes.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { isLayerType } from '../oci/mediatypes.js';
 import type { Unpacker, UnpackResult } from '../unpack/unpacker.js';
 import type { ImageService } from './images.js';
 import type { ImageInspection } from './inspect.js';

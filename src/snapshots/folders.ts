@@ -5,7 +5,7 @@
 // how it is removed.
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { Labels } from '../../store/types.js';
+import type { Labels } from '../oci/labels.js';
 import { MetaStore, orphanedDirectories, type SnapshotLocation } from './storage.js';
 import type { Kind, Mount, SnapshotInfo, SnapshotOptions, Snapshotter, Usage } from './types.js';
 import { diskUsage } from './usage.js';

@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import { readFile, realpath } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BerthError, isMissingFile } from '../errors.js';
+import { BerthError, isMissingFile } from '../../store/errors.js';
 import type { Mount } from './types.js';
 
 /**

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { chmod, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { BerthError, isMissingFile } from '../errors.js';
+import { BerthError, isMissingFile } from '../../store/errors.js';
 import { FolderSnapshotter, openFolders, removeAll } from './folders.js';
 import type { SnapshotLocation } from './storage.js';
 import type { Mount } from './types.js';

@@ -5,8 +5,8 @@
 //
 // The remote server namespaces what it keeps too, and collects what nothing holds: everything
 // this proxy makes there carries `containerd.io/gc.root`, so only this side's GC decides.
-import { BerthError, type ErrorCode } from '../errors.js';
-import type { Labels } from '../../store/types.js';
+import { BerthError, type ErrorCode } from '../../store/errors.js';
+import type { Labels } from '../oci/labels.js';
 import type { Mount, SnapshotInfo, SnapshotOptions, Snapshotter, Usage } from './types.js';
 
 /** What the proxy needs of an HTTP client of the berth API (the CLI's BerthClient has it). */

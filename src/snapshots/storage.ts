@@ -6,12 +6,12 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Level } from 'level';
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../errors.js';
-import { objectAdaptor, parseFilters } from '../filters/index.js';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../../store/errors.js';
+import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
 import { Tx, type Sub } from '../metadata/db.js';
 import { Mutex } from '../metadata/mutex.js';
-import { applyLabelPaths, withoutEmpty } from '../../store/labels.js';
-import type { Labels } from '../../store/types.js';
+import { applyLabelPaths, withoutEmpty } from '../oci/labels.js';
+import type { Labels } from '../oci/labels.js';
 import type { Kind, SnapshotInfo, SnapshotOptions, Usage } from './types.js';
 
 interface SnapshotRecord {

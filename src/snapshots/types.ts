@@ -1,7 +1,7 @@
 // The snapshotter interface (containerd core/snapshots): snapshots are folders of a file system,
 // in parent chains. An active snapshot is writable, a view is read-only, a committed snapshot is
 // a frozen layer other snapshots may take as parent. Keys and committed names share one space.
-import type { Labels } from '../../store/types.js';
+import type { Labels } from '../oci/labels.js';
 
 export type Kind = 'view' | 'active' | 'committed';
 

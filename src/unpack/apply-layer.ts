@@ -7,8 +7,8 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 
-import { BerthError, invalidArgument, isMissingFile, notFound } from '../errors.js';
-import { diffCompression } from './mediatypes.js';
+import { BerthError, invalidArgument, isMissingFile, notFound } from '../../store/errors.js';
+import { diffCompression } from '../oci/mediatypes.js';
 import type { FromWorker, ToWorker, WorkerJob } from './protocol.js';
 import { WorkerPool } from './worker-pool.js';
 

@@ -26,7 +26,7 @@ import { constants as osConstants } from 'node:os';
 import { posix } from 'node:path';
 import { getAttributeSync, listAttributesSync, setAttributeSync } from '@napi-rs/xattr';
 
-import { BerthError, invalidArgument } from '../errors.js';
+import { BerthError, invalidArgument } from '../../store/errors.js';
 import { mknod, type NodeKind } from './mknod.js';
 import { hardlinkRootPath, rootPath, TooManyLinksError } from './root-path.js';
 import type { EntryHandler, EntrySink, TarHeader } from './tar-reader.js';

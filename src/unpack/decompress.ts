@@ -9,7 +9,7 @@ import { Readable, Transform, pipeline, type Duplex } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
 
-import { BerthError, invalidArgument } from '../errors.js';
+import { BerthError, invalidArgument } from '../../store/errors.js';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 

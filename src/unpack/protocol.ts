@@ -1,5 +1,5 @@
 // Messages between applyLayer (main thread) and the unpack worker.
-import type { ErrorCode } from '../errors.js';
+import type { ErrorCode } from '../../store/errors.js';
 
 /** What one layer apply needs to know; a worker runs one job at a time. */
 export interface WorkerJob {

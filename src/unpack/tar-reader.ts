@@ -6,7 +6,7 @@
 // (`security.capability` with cap_setuid comes out with U+FFFD in it), and it keeps reading
 // after the end-of-archive marker, so trailing data after a layer's tar fails instead of being
 // hashed and ignored as containerd does.
-import { invalidArgument } from '../errors.js';
+import { invalidArgument } from '../../store/errors.js';
 
 export interface TarHeader {
   /** As stored (PAX path, GNU long name or ustar prefix/name); not cleaned. */

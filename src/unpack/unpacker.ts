@@ -10,15 +10,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BerthError, errorCode, invalidArgument, isAlreadyExists, isNotFound } from '../errors.js';
+import { BerthError, errorCode, invalidArgument, isAlreadyExists, isNotFound } from '../../store/errors.js';
 import type { MetadataContentStore } from '../metadata/content.js';
 import type { OpContext } from '../metadata/context.js';
-import type { Descriptor } from '../metadata/db.js';
+import type { Descriptor } from '../oci/descriptor.js';
 import { snapshotRefLabel } from '../metadata/snapshots.js';
 import type { SnapshotService } from '../services/snapshots.js';
 import { mountAll, unmountAll } from '../snapshots/mount.js';
 import type { Mount, Snapshotter } from '../snapshots/types.js';
-import { withSpan } from '../telemetry.js';
+import { withSpan } from '../../store/telemetry.js';
 import { applyLayer, type ApplyOptions, type Applied } from './apply-layer.js';
 import { chainIds } from './chainid.js';
 

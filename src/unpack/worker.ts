@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { parentPort } from 'node:worker_threads';
 
 import { canonicalAlgorithm, createDigester } from '../../store/digest.js';
-import { errorCode } from '../errors.js';
+import { errorCode } from '../../store/errors.js';
 import { Applier } from './apply.js';
 import { decompress } from './decompress.js';
 import type { FromWorker, ToWorker, WorkerJob } from './protocol.js';

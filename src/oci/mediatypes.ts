@@ -1,6 +1,31 @@
-// Layer media types and how each one is decompressed (containerd core/images/mediatypes.go:
-// DiffCompression, IsLayerType).
-import { BerthError } from '../errors.js';
+// The image media types (OCI and Docker) and their predicates: which are indexes, manifests,
+// configs and layers, and what a layer's type says about its compression (containerd
+// core/images/mediatypes.go: DiffCompression, IsLayerType).
+import { BerthError } from '../../store/errors.js';
+
+export const mediaTypes = {
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  dockerConfig: 'application/vnd.docker.container.image.v1+json',
+  ociConfig: 'application/vnd.oci.image.config.v1+json',
+  /** Docker's signed schema 1 manifest: recognised only to be refused. */
+  dockerManifestSchema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
+} as const;
+
+const configTypes = new Set<string>([mediaTypes.dockerConfig, mediaTypes.ociConfig]);
+const manifestTypes = new Set<string>([mediaTypes.dockerManifest, mediaTypes.ociManifest]);
+const indexTypes = new Set<string>([mediaTypes.dockerManifestList, mediaTypes.ociIndex]);
+
+export const isIndex = (mediaType: string): boolean => indexTypes.has(mediaType);
+export const isManifest = (mediaType: string): boolean => manifestTypes.has(mediaType);
+export const isConfig = (mediaType: string): boolean => configTypes.has(mediaType);
+
+/** An index or a manifest: what a registry serves under `/manifests/`. */
+export function isManifestType(mediaType: string): boolean {
+  return isIndex(mediaType) || isManifest(mediaType);
+}
 
 export const layerMediaTypes = {
   ociLayer: 'application/vnd.oci.image.layer.v1.tar',
