@@ -3,38 +3,34 @@
 // waited for, its output read (or followed), and deleted.
 import type { FastifyPluginAsync } from 'fastify';
 import { routeSchema } from '../src/openapi.js';
-import type { ContainerCreate, ContainerService } from '../src/services/containers.js';
-import type { LogStream, TaskService } from '../src/services/tasks.js';
-import type { Labels } from '../src/oci/labels.js';
+import type { ContainerService } from '../src/services/containers.js';
+import type { TaskService } from '../src/services/tasks.js';
 import { opContext } from './context.js';
+import type { Route } from './route-types.js';
 import { containerView, exitView, taskView } from './views.js';
 
-interface IdParams {
-  id: string;
-}
-
 export const containerRoutes: FastifyPluginAsync<{ containers: ContainerService; tasks: TaskService }> = async (app, { containers, tasks }) => {
-  app.get<{ Querystring: { filter?: string[] } }>(
+  app.get<Route<'/v1/containers', 'get'>>(
     '/v1/containers',
     { schema: routeSchema('get', '/v1/containers') },
     async (req) => ({ items: (await containers.list(opContext(req), req.query.filter ?? [])).map(containerView) }),
   );
 
-  app.post<{ Body: ContainerCreate }>('/v1/containers', { schema: routeSchema('post', '/v1/containers') }, async (req, reply) =>
+  app.post<Route<'/v1/containers', 'post'>>('/v1/containers', { schema: routeSchema('post', '/v1/containers') }, async (req, reply) =>
     reply.code(201).send(containerView(await containers.create(opContext(req), req.body))),
   );
 
-  app.get<{ Params: IdParams }>('/v1/containers/:id', { schema: routeSchema('get', '/v1/containers/{id}') }, async (req) =>
+  app.get<Route<'/v1/containers/{id}', 'get'>>('/v1/containers/:id', { schema: routeSchema('get', '/v1/containers/{id}') }, async (req) =>
     containerView(await containers.get(opContext(req), req.params.id)),
   );
 
-  app.patch<{ Params: IdParams; Body: { labels?: Labels; fieldpaths?: string[] } }>(
+  app.patch<Route<'/v1/containers/{id}', 'patch'>>(
     '/v1/containers/:id',
     { schema: routeSchema('patch', '/v1/containers/{id}') },
     async (req) => containerView(await containers.updateLabels(opContext(req), req.params.id, req.body.labels ?? {}, req.body.fieldpaths ?? [])),
   );
 
-  app.delete<{ Params: IdParams; Querystring: { keepSnapshot?: boolean } }>(
+  app.delete<Route<'/v1/containers/{id}', 'delete'>>(
     '/v1/containers/:id',
     { schema: routeSchema('delete', '/v1/containers/{id}') },
     async (req, reply) => {
@@ -43,23 +39,23 @@ export const containerRoutes: FastifyPluginAsync<{ containers: ContainerService;
     },
   );
 
-  app.get('/v1/tasks', { schema: routeSchema('get', '/v1/tasks') }, async (req) => ({
+  app.get<Route<'/v1/tasks', 'get'>>('/v1/tasks', { schema: routeSchema('get', '/v1/tasks') }, async (req) => ({
     items: (await tasks.list(opContext(req))).map(taskView),
   }));
 
-  app.post<{ Params: IdParams }>('/v1/containers/:id/task', { schema: routeSchema('post', '/v1/containers/{id}/task') }, async (req, reply) =>
+  app.post<Route<'/v1/containers/{id}/task', 'post'>>('/v1/containers/:id/task', { schema: routeSchema('post', '/v1/containers/{id}/task') }, async (req, reply) =>
     reply.code(201).send(taskView(await tasks.create(opContext(req), req.params.id))),
   );
 
-  app.get<{ Params: IdParams }>('/v1/containers/:id/task', { schema: routeSchema('get', '/v1/containers/{id}/task') }, async (req) =>
+  app.get<Route<'/v1/containers/{id}/task', 'get'>>('/v1/containers/:id/task', { schema: routeSchema('get', '/v1/containers/{id}/task') }, async (req) =>
     taskView(await tasks.get(opContext(req), req.params.id)),
   );
 
-  app.delete<{ Params: IdParams }>('/v1/containers/:id/task', { schema: routeSchema('delete', '/v1/containers/{id}/task') }, async (req) =>
+  app.delete<Route<'/v1/containers/{id}/task', 'delete'>>('/v1/containers/:id/task', { schema: routeSchema('delete', '/v1/containers/{id}/task') }, async (req) =>
     exitView(await tasks.delete(opContext(req), req.params.id)),
   );
 
-  app.post<{ Params: IdParams; Body: { signal?: string | number; all?: boolean } }>(
+  app.post<Route<'/v1/containers/{id}/task/kill', 'post'>>(
     '/v1/containers/:id/task/kill',
     { schema: routeSchema('post', '/v1/containers/{id}/task/kill') },
     async (req, reply) => {
@@ -68,11 +64,11 @@ export const containerRoutes: FastifyPluginAsync<{ containers: ContainerService;
     },
   );
 
-  app.get<{ Params: IdParams }>('/v1/containers/:id/task/wait', { schema: routeSchema('get', '/v1/containers/{id}/task/wait') }, async (req) =>
+  app.get<Route<'/v1/containers/{id}/task/wait', 'get'>>('/v1/containers/:id/task/wait', { schema: routeSchema('get', '/v1/containers/{id}/task/wait') }, async (req) =>
     exitView(await tasks.wait(opContext(req), req.params.id)),
   );
 
-  app.get<{ Params: IdParams; Querystring: { follow?: boolean; stream?: LogStream } }>(
+  app.get<Route<'/v1/containers/{id}/task/logs', 'get'>>(
     '/v1/containers/:id/task/logs',
     { schema: routeSchema('get', '/v1/containers/{id}/task/logs') },
     async (req, reply) => {

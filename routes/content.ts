@@ -5,32 +5,29 @@ import { routeSchema } from '../src/openapi.js';
 import { opContext } from './context.js';
 import type { ContentService } from '../src/services/content.js';
 import { bodyStream, streamBodies } from './raw-body.js';
+import type { Route } from './route-types.js';
 import { infoView } from './views.js';
 
-interface DigestParams {
-  digest: string;
-}
-
 export const contentRoutes: FastifyPluginAsync<{ content: ContentService }> = async (app, { content }) => {
-  app.get<{ Querystring: { filter?: string[] } }>(
+  app.get<Route<'/v1/content', 'get'>>(
     '/v1/content',
     { schema: routeSchema('get', '/v1/content') },
     async (req) => ({ items: (await content.list(opContext(req), req.query.filter ?? [])).map(infoView) }),
   );
 
-  app.post<{ Querystring: { repair?: boolean } }>(
+  app.post<Route<'/v1/content/verify', 'post'>>(
     '/v1/content/verify',
     { schema: routeSchema('post', '/v1/content/verify') },
     async (req) => content.verify(req.query.repair ?? false),
   );
 
-  app.get<{ Params: DigestParams }>(
+  app.get<Route<'/v1/content/{digest}/info', 'get'>>(
     '/v1/content/:digest/info',
     { schema: routeSchema('get', '/v1/content/{digest}/info') },
     async (req) => infoView(await content.info(opContext(req), req.params.digest)),
   );
 
-  app.head<{ Params: DigestParams }>(
+  app.head<Route<'/v1/content/{digest}', 'head'>>(
     '/v1/content/:digest',
     { schema: routeSchema('head', '/v1/content/{digest}') },
     async (req, reply) => {
@@ -45,7 +42,7 @@ export const contentRoutes: FastifyPluginAsync<{ content: ContentService }> = as
     },
   );
 
-  app.get<{ Params: DigestParams; Headers: { range?: string; 'if-none-match'?: string } }>(
+  app.get<Route<'/v1/content/{digest}', 'get'>>(
     '/v1/content/:digest',
     { schema: routeSchema('get', '/v1/content/{digest}') },
     async (req, reply) => {
@@ -80,7 +77,7 @@ export const contentRoutes: FastifyPluginAsync<{ content: ContentService }> = as
 
   await app.register(async (uploads) => {
     streamBodies(uploads);
-    uploads.put<{ Params: DigestParams; Headers: { 'berth-labels'?: string; 'content-length'?: string } }>(
+    uploads.put<Route<'/v1/content/{digest}', 'put'>>(
       '/v1/content/:digest',
       { schema: routeSchema('put', '/v1/content/{digest}') },
       async (req, reply) => {
@@ -95,13 +92,13 @@ export const contentRoutes: FastifyPluginAsync<{ content: ContentService }> = as
     );
   });
 
-  app.patch<{ Params: DigestParams; Body: { labels: Record<string, string>; fieldpaths?: string[] } }>(
+  app.patch<Route<'/v1/content/{digest}', 'patch'>>(
     '/v1/content/:digest',
     { schema: routeSchema('patch', '/v1/content/{digest}') },
     async (req) => infoView(await content.update(opContext(req), req.params.digest, req.body.labels, req.body.fieldpaths ?? [])),
   );
 
-  app.delete<{ Params: DigestParams }>(
+  app.delete<Route<'/v1/content/{digest}', 'delete'>>(
     '/v1/content/:digest',
     { schema: routeSchema('delete', '/v1/content/{digest}') },
     async (req, reply) => {

@@ -5,6 +5,7 @@ import { PassThrough } from 'node:stream';
 import type { EventBus } from '../src/events/bus.js';
 import { routeSchema } from '../src/openapi.js';
 import { formatTimestamp } from '../src/oci/time.js';
+import type { Route } from './route-types.js';
 
 export interface EventRouteOptions {
   events: EventBus;
@@ -17,7 +18,7 @@ export interface EventRouteOptions {
 export const eventRoutes: FastifyPluginAsync<EventRouteOptions> = async (app, opts) => {
   const { events, keepAliveMs = 15_000, maxBacklog = 16 << 20 } = opts;
 
-  app.get<{ Querystring: { filter?: string[] } }>(
+  app.get<Route<'/v1/events', 'get'>>(
     '/v1/events',
     { schema: routeSchema('get', '/v1/events') },
     async (req, reply) => {

@@ -4,10 +4,11 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Gc } from '../src/plugins/gc.js';
 import { routeSchema } from '../src/openapi.js';
 import { parseDigest } from '../store/digest.js';
+import type { Route } from './route-types.js';
 import { gcExplanationView, gcResultView } from './views.js';
 
 export const gcRoutes: FastifyPluginAsync<{ gc: Gc }> = async (app, { gc }) => {
-  app.post<{ Querystring: { dryRun?: boolean } }>(
+  app.post<Route<'/v1/gc', 'post'>>(
     '/v1/gc',
     { schema: routeSchema('post', '/v1/gc') },
     async (req) => {
@@ -16,7 +17,7 @@ export const gcRoutes: FastifyPluginAsync<{ gc: Gc }> = async (app, { gc }) => {
     },
   );
 
-  app.get<{ Querystring: { digest: string } }>(
+  app.get<Route<'/v1/gc/explain', 'get'>>(
     '/v1/gc/explain',
     { schema: routeSchema('get', '/v1/gc/explain') },
     async (req) => {

@@ -7,34 +7,30 @@ import { routeSchema } from '../src/openapi.js';
 import type { ImageService } from '../src/services/images.js';
 import type { UnpackService } from '../src/services/unpack.js';
 import { parseDigest } from '../store/digest.js';
-import type { Labels } from '../src/oci/labels.js';
 import { opContext } from './context.js';
-import { imageView } from './views.js';
-
-interface NameParams {
-  name: string;
-}
+import type { Route } from './route-types.js';
+import { imageView, inspectionView, unpackResultView } from './views.js';
 
 export const imageRoutes: FastifyPluginAsync<{ images: ImageService; unpack?: UnpackService }> = async (app, { images, unpack }) => {
-  app.get<{ Querystring: { filter?: string[] } }>(
+  app.get<Route<'/v1/images', 'get'>>(
     '/v1/images',
     { schema: routeSchema('get', '/v1/images') },
     async (req) => ({ items: (await images.list(opContext(req), req.query.filter ?? [])).map(imageView) }),
   );
 
-  app.post<{ Body: { name: string; target: Descriptor; labels?: Labels } }>(
+  app.post<Route<'/v1/images', 'post'>>(
     '/v1/images',
     { schema: routeSchema('post', '/v1/images') },
     async (req, reply) => reply.code(201).send(imageView(await images.create(opContext(req), req.body))),
   );
 
-  app.get<{ Params: NameParams }>(
+  app.get<Route<'/v1/images/{name}', 'get'>>(
     '/v1/images/:name',
     { schema: routeSchema('get', '/v1/images/{name}') },
     async (req) => imageView(await images.get(opContext(req), req.params.name)),
   );
 
-  app.post<{ Params: NameParams; Body: { snapshotter?: string; platform?: string } }>(
+  app.post<Route<'/v1/images/{name}/unpack', 'post'>>(
     '/v1/images/:name/unpack',
     {
       schema: routeSchema('post', '/v1/images/{name}/unpack'),
@@ -45,18 +41,17 @@ export const imageRoutes: FastifyPluginAsync<{ images: ImageService; unpack?: Un
     },
     async (req) => {
       if (!unpack) throw new BerthError('not_implemented', 'unpack unavailable: the pulls plugin (which holds the unpacker) did not load');
-      const r = await unpack.unpack(opContext(req), req.params.name, req.body);
-      return { snapshotter: r.snapshotter, chainId: r.chainId, unpacked: r.unpacked, existing: r.existing };
+      return unpackResultView(await unpack.unpack(opContext(req), req.params.name, req.body));
     },
   );
 
-  app.get<{ Params: NameParams; Querystring: { platform?: string } }>(
+  app.get<Route<'/v1/images/{name}/inspect', 'get'>>(
     '/v1/images/:name/inspect',
     { schema: routeSchema('get', '/v1/images/{name}/inspect') },
-    async (req) => images.inspect(opContext(req), req.params.name, { platform: req.query.platform || undefined }),
+    async (req) => inspectionView(await images.inspect(opContext(req), req.params.name, { platform: req.query.platform || undefined })),
   );
 
-  app.patch<{ Params: NameParams; Body: { target?: Descriptor; labels?: Labels; fieldpaths?: string[] } }>(
+  app.patch<Route<'/v1/images/{name}', 'patch'>>(
     '/v1/images/:name',
     { schema: routeSchema('patch', '/v1/images/{name}') },
     async (req) => {
@@ -65,12 +60,14 @@ export const imageRoutes: FastifyPluginAsync<{ images: ImageService; unpack?: Un
       // "no field paths" would replace the target and the labels both).
       const paths = fieldpaths?.length ? fieldpaths : [...(target ? ['target'] : []), ...(labels ? ['labels'] : [])];
       if (paths.length === 0) throw invalidArgument(`image "${req.params.name}": nothing to update: give target or labels`);
-      const updated = await images.update(opContext(req), { name: req.params.name, target, labels }, paths);
+      // A target may come in part (DescriptorUpdate: `annotations.<key>` paths need only its
+      // annotations); the store fills it in from the stored target and validates the result.
+      const updated = await images.update(opContext(req), { name: req.params.name, target: target as Descriptor | undefined, labels }, paths);
       return imageView(updated);
     },
   );
 
-  app.delete<{ Params: NameParams; Querystring: { sync?: boolean; target?: string } }>(
+  app.delete<Route<'/v1/images/{name}', 'delete'>>(
     '/v1/images/:name',
     { schema: routeSchema('delete', '/v1/images/{name}') },
     async (req, reply) => {

@@ -4,20 +4,17 @@ import { routeSchema } from '../src/openapi.js';
 import { opContext } from './context.js';
 import type { ContentService } from '../src/services/content.js';
 import { bodyStream, streamBodies } from './raw-body.js';
+import type { Route } from './route-types.js';
 import { infoView, statusView } from './views.js';
 
-interface RefParams {
-  ref: string;
-}
-
 export const ingestRoutes: FastifyPluginAsync<{ content: ContentService }> = async (app, { content }) => {
-  app.get<{ Querystring: { filter?: string[] } }>(
+  app.get<Route<'/v1/ingests', 'get'>>(
     '/v1/ingests',
     { schema: routeSchema('get', '/v1/ingests') },
     async (req) => ({ items: (await content.listIngests(opContext(req), req.query.filter ?? [])).map(statusView) }),
   );
 
-  app.get<{ Params: RefParams }>(
+  app.get<Route<'/v1/ingests/{ref}', 'get'>>(
     '/v1/ingests/:ref',
     { schema: routeSchema('get', '/v1/ingests/{ref}') },
     async (req) => statusView(await content.ingestStatus(opContext(req), req.params.ref)),
@@ -25,10 +22,7 @@ export const ingestRoutes: FastifyPluginAsync<{ content: ContentService }> = asy
 
   await app.register(async (uploads) => {
     streamBodies(uploads);
-    uploads.patch<{
-      Params: RefParams;
-      Headers: { 'upload-offset': number; 'upload-length'?: number; 'upload-digest'?: string };
-    }>('/v1/ingests/:ref', { schema: routeSchema('patch', '/v1/ingests/{ref}') }, async (req, reply) => {
+    uploads.patch<Route<'/v1/ingests/{ref}', 'patch'>>('/v1/ingests/:ref', { schema: routeSchema('patch', '/v1/ingests/{ref}') }, async (req, reply) => {
       const status = await content.append(
         opContext(req),
         req.params.ref,
@@ -44,7 +38,7 @@ export const ingestRoutes: FastifyPluginAsync<{ content: ContentService }> = asy
     });
   });
 
-  app.post<{ Params: RefParams; Body: { size?: number; digest?: string; labels?: Record<string, string> } }>(
+  app.post<Route<'/v1/ingests/{ref}/commit', 'post'>>(
     '/v1/ingests/:ref/commit',
     { schema: routeSchema('post', '/v1/ingests/{ref}/commit') },
     async (req, reply) => {
@@ -54,7 +48,7 @@ export const ingestRoutes: FastifyPluginAsync<{ content: ContentService }> = asy
     },
   );
 
-  app.delete<{ Params: RefParams }>(
+  app.delete<Route<'/v1/ingests/{ref}', 'delete'>>(
     '/v1/ingests/:ref',
     { schema: routeSchema('delete', '/v1/ingests/{ref}') },
     async (req, reply) => {

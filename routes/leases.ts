@@ -5,22 +5,18 @@ import { invalidArgument } from '../store/errors.js';
 import { parseDuration } from '../src/metadata/duration.js';
 import { routeSchema } from '../src/openapi.js';
 import type { LeaseService } from '../src/services/leases.js';
-import type { Labels } from '../src/oci/labels.js';
 import { opContext } from './context.js';
+import type { Route } from './route-types.js';
 import { leaseView, resourceView } from './views.js';
 
-interface IdParams {
-  id: string;
-}
-
 export const leaseRoutes: FastifyPluginAsync<{ leases: LeaseService }> = async (app, { leases }) => {
-  app.get<{ Querystring: { filter?: string[] } }>(
+  app.get<Route<'/v1/leases', 'get'>>(
     '/v1/leases',
     { schema: routeSchema('get', '/v1/leases') },
     async (req) => ({ items: (await leases.list(opContext(req), req.query.filter ?? [])).map(leaseView) }),
   );
 
-  app.post<{ Body: { id?: string; labels?: Labels; expiresIn?: string } }>(
+  app.post<Route<'/v1/leases', 'post'>>(
     '/v1/leases',
     { schema: routeSchema('post', '/v1/leases') },
     async (req, reply) => {
@@ -39,13 +35,13 @@ export const leaseRoutes: FastifyPluginAsync<{ leases: LeaseService }> = async (
     },
   );
 
-  app.get<{ Params: IdParams }>(
+  app.get<Route<'/v1/leases/{id}', 'get'>>(
     '/v1/leases/:id',
     { schema: routeSchema('get', '/v1/leases/{id}') },
     async (req) => leaseView(await leases.get(opContext(req), req.params.id)),
   );
 
-  app.delete<{ Params: IdParams; Querystring: { sync?: boolean } }>(
+  app.delete<Route<'/v1/leases/{id}', 'delete'>>(
     '/v1/leases/:id',
     { schema: routeSchema('delete', '/v1/leases/{id}') },
     async (req, reply) => {
@@ -54,13 +50,13 @@ export const leaseRoutes: FastifyPluginAsync<{ leases: LeaseService }> = async (
     },
   );
 
-  app.get<{ Params: IdParams }>(
+  app.get<Route<'/v1/leases/{id}/resources', 'get'>>(
     '/v1/leases/:id/resources',
     { schema: routeSchema('get', '/v1/leases/{id}/resources') },
     async (req) => ({ items: (await leases.listResources(opContext(req), req.params.id)).map(resourceView) }),
   );
 
-  app.post<{ Params: IdParams; Body: { id: string; type: string } }>(
+  app.post<Route<'/v1/leases/{id}/resources', 'post'>>(
     '/v1/leases/:id/resources',
     { schema: routeSchema('post', '/v1/leases/{id}/resources') },
     async (req, reply) => {
@@ -69,7 +65,7 @@ export const leaseRoutes: FastifyPluginAsync<{ leases: LeaseService }> = async (
     },
   );
 
-  app.delete<{ Params: IdParams & { type: string; resourceId: string } }>(
+  app.delete<Route<'/v1/leases/{id}/resources/{type}/{resourceId}', 'delete'>>(
     '/v1/leases/:id/resources/:type/:resourceId',
     { schema: routeSchema('delete', '/v1/leases/{id}/resources/{type}/{resourceId}') },
     async (req, reply) => {

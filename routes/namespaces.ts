@@ -3,39 +3,35 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { routeSchema } from '../src/openapi.js';
 import type { NamespaceService } from '../src/services/namespaces.js';
-import type { Labels } from '../src/oci/labels.js';
+import type { Route } from './route-types.js';
 import { namespaceView } from './views.js';
 
-interface NameParams {
-  name: string;
-}
-
 export const namespaceRoutes: FastifyPluginAsync<{ namespaces: NamespaceService }> = async (app, { namespaces }) => {
-  app.get<{ Querystring: { filter?: string[] } }>(
+  app.get<Route<'/v1/namespaces', 'get'>>(
     '/v1/namespaces',
     { schema: routeSchema('get', '/v1/namespaces') },
     async (req) => ({ items: (await namespaces.list(req.query.filter ?? [])).map(namespaceView) }),
   );
 
-  app.post<{ Body: { name: string; labels?: Labels } }>(
+  app.post<Route<'/v1/namespaces', 'post'>>(
     '/v1/namespaces',
     { schema: routeSchema('post', '/v1/namespaces') },
     async (req, reply) => reply.code(201).send(namespaceView(await namespaces.create(req.body.name, req.body.labels))),
   );
 
-  app.get<{ Params: NameParams }>(
+  app.get<Route<'/v1/namespaces/{name}', 'get'>>(
     '/v1/namespaces/:name',
     { schema: routeSchema('get', '/v1/namespaces/{name}') },
     async (req) => namespaceView(await namespaces.get(req.params.name)),
   );
 
-  app.patch<{ Params: NameParams; Body: { labels: Labels; fieldpaths?: string[] } }>(
+  app.patch<Route<'/v1/namespaces/{name}', 'patch'>>(
     '/v1/namespaces/:name',
     { schema: routeSchema('patch', '/v1/namespaces/{name}') },
     async (req) => namespaceView(await namespaces.update(req.params.name, req.body.labels, req.body.fieldpaths ?? [])),
   );
 
-  app.delete<{ Params: NameParams }>(
+  app.delete<Route<'/v1/namespaces/{name}', 'delete'>>(
     '/v1/namespaces/:name',
     { schema: routeSchema('delete', '/v1/namespaces/{name}') },
     async (req, reply) => {

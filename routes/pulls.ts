@@ -4,8 +4,9 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { PassThrough } from 'node:stream';
 import { routeSchema } from '../src/openapi.js';
-import { isFinalEvent, type PullService, type StartOptions } from '../src/services/pulls.js';
+import { isFinalEvent, type PullService } from '../src/services/pulls.js';
 import { opContext } from './context.js';
+import type { Route } from './route-types.js';
 import { pullView } from './views.js';
 
 export interface PullRouteOptions {
@@ -16,20 +17,16 @@ export interface PullRouteOptions {
   maxBacklog?: number;
 }
 
-interface IdParams {
-  id: string;
-}
-
 export const pullRoutes: FastifyPluginAsync<PullRouteOptions> = async (app, opts) => {
   const { pulls, keepAliveMs = 15_000, maxBacklog = 16 << 20 } = opts;
 
-  app.get<{ Querystring: { filter?: string[] } }>(
+  app.get<Route<'/v1/pulls', 'get'>>(
     '/v1/pulls',
     { schema: routeSchema('get', '/v1/pulls') },
     async (req) => ({ items: pulls.list(opContext(req), req.query.filter ?? []).map(pullView) }),
   );
 
-  app.post<{ Body: StartOptions; Querystring: { wait?: boolean } }>(
+  app.post<Route<'/v1/pulls', 'post'>>(
     '/v1/pulls',
     { schema: routeSchema('post', '/v1/pulls') },
     async (req, reply) => {
@@ -41,19 +38,19 @@ export const pullRoutes: FastifyPluginAsync<PullRouteOptions> = async (app, opts
     },
   );
 
-  app.get<{ Params: IdParams }>(
+  app.get<Route<'/v1/pulls/{id}', 'get'>>(
     '/v1/pulls/:id',
     { schema: routeSchema('get', '/v1/pulls/{id}') },
     async (req) => pullView(pulls.get(opContext(req), req.params.id)),
   );
 
-  app.delete<{ Params: IdParams }>(
+  app.delete<Route<'/v1/pulls/{id}', 'delete'>>(
     '/v1/pulls/:id',
     { schema: routeSchema('delete', '/v1/pulls/{id}') },
     async (req) => pullView(await pulls.cancel(opContext(req), req.params.id)),
   );
 
-  app.get<{ Params: IdParams }>(
+  app.get<Route<'/v1/pulls/{id}/events', 'get'>>(
     '/v1/pulls/:id/events',
     { schema: routeSchema('get', '/v1/pulls/{id}/events') },
     async (req, reply) => {

@@ -3,36 +3,24 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { routeSchema } from '../src/openapi.js';
 import type { SnapshotService } from '../src/services/snapshots.js';
-import type { Labels } from '../src/oci/labels.js';
 import { opContext } from './context.js';
+import type { Route } from './route-types.js';
 import { snapshotView } from './views.js';
-
-interface SnParams {
-  sn: string;
-}
-interface KeyParams extends SnParams {
-  key: string;
-}
-interface CreateBody {
-  key: string;
-  parent?: string;
-  labels?: Labels;
-}
 
 export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> = async (app, { snapshots }) => {
   const base = '/v1/snapshotters/{sn}/snapshots';
-  app.get('/v1/snapshotters', { schema: routeSchema('get', '/v1/snapshotters') }, async () => ({
+  app.get<Route<'/v1/snapshotters', 'get'>>('/v1/snapshotters', { schema: routeSchema('get', '/v1/snapshotters') }, async () => ({
     items: snapshots.names().map((name) => ({ name, default: name === snapshots.defaultSnapshotter })),
   }));
 
-  app.get<{ Params: SnParams; Querystring: { filter?: string[] } }>(
+  app.get<Route<'/v1/snapshotters/{sn}/snapshots', 'get'>>(
     '/v1/snapshotters/:sn/snapshots',
     { schema: routeSchema('get', base) },
     async (req) => ({ items: (await snapshots.list(opContext(req), req.params.sn, req.query.filter ?? [])).map(snapshotView) }),
   );
 
   for (const how of ['prepare', 'view'] as const) {
-    app.post<{ Params: SnParams; Body: CreateBody }>(
+    app.post<Route<`/v1/snapshotters/{sn}/snapshots/${typeof how}`, 'post'>>(
       `/v1/snapshotters/:sn/snapshots/${how}`,
       { schema: routeSchema('post', `${base}/${how}`) },
       async (req, reply) => {
@@ -43,7 +31,7 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
     );
   }
 
-  app.post<{ Params: SnParams; Body: { name: string; key: string; labels?: Labels; parent?: string } }>(
+  app.post<Route<'/v1/snapshotters/{sn}/snapshots/commit', 'post'>>(
     '/v1/snapshotters/:sn/snapshots/commit',
     { schema: routeSchema('post', `${base}/commit`) },
     async (req, reply) => {
@@ -53,13 +41,13 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
     },
   );
 
-  app.get<{ Params: KeyParams }>(
+  app.get<Route<'/v1/snapshotters/{sn}/snapshots/{key}', 'get'>>(
     '/v1/snapshotters/:sn/snapshots/:key',
     { schema: routeSchema('get', `${base}/{key}`) },
     async (req) => snapshotView(await snapshots.stat(opContext(req), req.params.sn, req.params.key)),
   );
 
-  app.patch<{ Params: KeyParams; Body: { labels?: Labels; fieldpaths?: string[] } }>(
+  app.patch<Route<'/v1/snapshotters/{sn}/snapshots/{key}', 'patch'>>(
     '/v1/snapshotters/:sn/snapshots/:key',
     { schema: routeSchema('patch', `${base}/{key}`) },
     async (req) => {
@@ -68,7 +56,7 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
     },
   );
 
-  app.delete<{ Params: KeyParams }>(
+  app.delete<Route<'/v1/snapshotters/{sn}/snapshots/{key}', 'delete'>>(
     '/v1/snapshotters/:sn/snapshots/:key',
     { schema: routeSchema('delete', `${base}/{key}`) },
     async (req, reply) => {
@@ -77,13 +65,13 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
     },
   );
 
-  app.get<{ Params: KeyParams }>(
+  app.get<Route<'/v1/snapshotters/{sn}/snapshots/{key}/mounts', 'get'>>(
     '/v1/snapshotters/:sn/snapshots/:key/mounts',
     { schema: routeSchema('get', `${base}/{key}/mounts`) },
     async (req) => ({ mounts: await snapshots.mounts(opContext(req), req.params.sn, req.params.key) }),
   );
 
-  app.get<{ Params: KeyParams }>(
+  app.get<Route<'/v1/snapshotters/{sn}/snapshots/{key}/usage', 'get'>>(
     '/v1/snapshotters/:sn/snapshots/:key/usage',
     { schema: routeSchema('get', `${base}/{key}/usage`) },
     async (req) => snapshots.usage(opContext(req), req.params.sn, req.params.key),

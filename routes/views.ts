@@ -1,4 +1,6 @@
-// What the API shows of each object: camelCase JSON with RFC 3339 nanosecond times.
+// What the API shows of each object: camelCase JSON with RFC 3339 nanosecond times. Each view
+// answers the wire type generated from its schema in openapi.yaml, so the two cannot drift apart.
+import type * as wire from '../src/client/types.js';
 import { formatTimestamp } from '../src/oci/time.js';
 import type { Info, Status } from '../store/types.js';
 import type { GarbageCollector, GcResult } from '../src/gc/collector.js';
@@ -10,9 +12,11 @@ import type { PullView } from '../src/pull/manager.js';
 import type { SnapshotInfo } from '../src/snapshots/types.js';
 import type { Container } from '../src/metadata/containers.js';
 import type { ExitStatus } from '../src/runtime/task.js';
+import type { ImageInspection } from '../src/services/inspect.js';
 import type { TaskView } from '../src/services/tasks.js';
+import type { UnpackResult } from '../src/unpack/unpacker.js';
 
-export function infoView(info: Info) {
+export function infoView(info: Info): wire.Info {
   return {
     digest: info.digest,
     size: info.size,
@@ -22,7 +26,7 @@ export function infoView(info: Info) {
   };
 }
 
-export function statusView(status: Status) {
+export function statusView(status: Status): wire.Status {
   return {
     ref: status.ref,
     offset: status.offset,
@@ -33,11 +37,11 @@ export function statusView(status: Status) {
   };
 }
 
-export function namespaceView(ns: Namespace) {
+export function namespaceView(ns: Namespace): wire.Namespace {
   return { name: ns.name, labels: ns.labels, createdAt: formatTimestamp(ns.createdAt) };
 }
 
-export function descriptorView(d: Descriptor) {
+export function descriptorView(d: Descriptor): wire.Descriptor {
   return {
     mediaType: d.mediaType,
     digest: d.digest,
@@ -46,7 +50,7 @@ export function descriptorView(d: Descriptor) {
   };
 }
 
-export function imageView(image: Image) {
+export function imageView(image: Image): wire.Image {
   return {
     name: image.name,
     target: descriptorView(image.target),
@@ -56,15 +60,22 @@ export function imageView(image: Image) {
   };
 }
 
-export function leaseView(lease: Lease) {
+export function inspectionView(i: ImageInspection): wire.ImageInspection {
+  // The config's history as stored: its entries are objects in any image that follows the image
+  // spec; one that is not (a malformed config) has no place in the answer.
+  const history = i.history.filter((h): h is Record<string, unknown> => typeof h === 'object' && h !== null && !Array.isArray(h));
+  return { ...i, history };
+}
+
+export function leaseView(lease: Lease): wire.Lease {
   return { id: lease.id, createdAt: formatTimestamp(lease.createdAt), labels: lease.labels };
 }
 
-export function resourceView(r: Resource) {
+export function resourceView(r: Resource): wire.Resource {
   return { id: r.id, type: r.type };
 }
 
-export function gcResultView(r: GcResult) {
+export function gcResultView(r: GcResult): wire.GcResult {
   return {
     removed: { ...r.removed },
     backend: { ...r.backend },
@@ -78,7 +89,7 @@ export function gcResultView(r: GcResult) {
 
 type Explanation = Awaited<ReturnType<GarbageCollector['explain']>>;
 
-export function gcExplanationView(e: Explanation) {
+export function gcExplanationView(e: Explanation): wire.GcExplanation {
   return {
     digest: e.digest,
     collectable: e.collectable,
@@ -90,7 +101,7 @@ export function gcExplanationView(e: Explanation) {
   };
 }
 
-export function pullView(p: PullView) {
+export function pullView(p: PullView): wire.Pull {
   return {
     id: p.id,
     ref: p.ref,
@@ -103,11 +114,15 @@ export function pullView(p: PullView) {
     startedAt: formatTimestamp(p.startedAt),
     ...(p.finishedAt ? { finishedAt: formatTimestamp(p.finishedAt) } : {}),
     blobs: p.blobs.map((b) => ({ digest: b.digest, mediaType: b.mediaType, size: b.size, offset: b.offset, state: b.state })),
-    unpacks: p.unpacks.map((u) => ({ snapshotter: u.snapshotter, chainId: u.chainId, unpacked: u.unpacked, existing: u.existing })),
+    unpacks: p.unpacks.map(unpackResultView),
   };
 }
 
-export function snapshotView(info: SnapshotInfo) {
+export function unpackResultView(u: UnpackResult): wire.UnpackResult {
+  return { snapshotter: u.snapshotter, chainId: u.chainId, unpacked: u.unpacked, existing: u.existing };
+}
+
+export function snapshotView(info: SnapshotInfo): wire.Snapshot {
   return {
     kind: info.kind,
     name: info.name,
@@ -118,7 +133,7 @@ export function snapshotView(info: SnapshotInfo) {
   };
 }
 
-export function containerView(c: Container) {
+export function containerView(c: Container): wire.Container {
   return {
     id: c.id,
     image: c.image,
@@ -132,7 +147,7 @@ export function containerView(c: Container) {
   };
 }
 
-export function taskView(t: TaskView) {
+export function taskView(t: TaskView): wire.Task {
   return {
     id: t.id,
     status: t.status,
@@ -143,6 +158,6 @@ export function taskView(t: TaskView) {
   };
 }
 
-export function exitView(e: ExitStatus) {
+export function exitView(e: ExitStatus): wire.ExitStatus {
   return { exitCode: e.exitCode, exitedAt: formatTimestamp(e.exitedAt) };
 }

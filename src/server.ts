@@ -1,9 +1,7 @@
-// The berth server: takes the root, initialises the plugins, serves the HTTP API.
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify';
+// The berth server: takes the root, initialises the plugins, serves the HTTP API. What HTTP
+// adds around the routes (validation, error replies, tracing) lives in src/http/.
+import Fastify, { type FastifyInstance } from 'fastify';
 import { lstat, mkdir, rm } from 'node:fs/promises';
-import { context, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
-import { Ajv } from 'ajv';
-import addFormatsModule from 'ajv-formats';
 import { contentRoutes } from '../routes/content.js';
 import { eventRoutes } from '../routes/events.js';
 import { gcRoutes } from '../routes/gc.js';
@@ -17,9 +15,11 @@ import { pullRoutes } from '../routes/pulls.js';
 import { snapshotRoutes } from '../routes/snapshots.js';
 import { containerRoutes } from '../routes/containers.js';
 import { parseAddress, type Config } from './config.js';
-import { BerthError, errorCode, httpStatus, type ErrorCode } from '../store/errors.js';
-import { componentSchemas } from './openapi.js';
 import type { EventBus } from './events/bus.js';
+import { frameworkErrorReply, registerErrorReplies } from './http/errors.js';
+import { registerResource } from './http/resources.js';
+import { registerTracing } from './http/tracing.js';
+import { registerValidation } from './http/validation.js';
 import { eventsType } from './plugins/events.js';
 import { gcType, type Gc } from './plugins/gc.js';
 import { runtimeType, type Runtime } from './plugins/runtime.js';
@@ -33,8 +33,6 @@ import type { ImageService } from './services/images.js';
 import type { LeaseService } from './services/leases.js';
 import type { NamespaceService } from './services/namespaces.js';
 import type { SnapshotService } from './services/snapshots.js';
-import { PullService } from './services/pulls.js';
-import { tracer } from '../store/telemetry.js';
 
 export interface ServerOptions {
   /** A pino-style logger setting for fastify; false for none. */
@@ -69,11 +67,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       bodyLimit: 1 << 20,
       // Refs and digests travel URL-encoded in one segment and can be long.
       routerOptions: { maxParamLength: 8192 },
-      // Errors the router raises before any route runs (a malformed URL, an over-long
-      // parameter) get the same body as every other error.
-      frameworkErrors: (err, _req, reply) => {
-        void (reply as FastifyReply).code(400).send({ error: { code: 'invalid_argument', message: err.message } });
-      },
+      frameworkErrors: frameworkErrorReply,
     });
     const log: PluginLogger = app.log;
     plugins = await PluginSet.init(opts.plugins ?? pluginsFor(config), {
@@ -113,63 +107,11 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   }
 }
 
-/** Registers schemas, error mapping, tracing and every resource's routes. */
+/** Registers validation, tracing, error replies and every resource's routes with its services. */
 export async function registerApi(app: FastifyInstance, plugins: PluginSet): Promise<void> {
-  for (const schema of componentSchemas()) app.addSchema(schema);
-  app.setValidatorCompiler(requestValidators());
-
-  const spans = new WeakMap<object, Span>();
-  // Each handler runs inside its request's span, so store spans become its children.
-  app.addHook('onRoute', (route) => {
-    const handler = route.handler;
-    route.handler = function (this: FastifyInstance, req, reply) {
-      const span = spans.get(req);
-      return span ? context.with(trace.setSpan(context.active(), span), () => handler.call(this, req, reply)) : handler.call(this, req, reply);
-    };
-  });
-  app.addHook('onRequest', async (req) => {
-    spans.set(req, tracer.startSpan(`HTTP ${req.method} ${req.routeOptions.url ?? 'unknown'}`, {
-      attributes: { 'http.method': req.method, 'http.route': req.routeOptions.url ?? '' },
-    }));
-  });
-  app.addHook('onResponse', async (req, reply) => {
-    const span = spans.get(req);
-    if (!span) return;
-    span.setAttribute('http.status_code', reply.statusCode);
-    if (reply.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-    span.end();
-  });
-
-  app.setErrorHandler((err: FastifyError | BerthError, req, reply) => {
-    let code: ErrorCode;
-    let status: number;
-    let message = err.message;
-    if (err instanceof BerthError || errorCode(err) !== 'internal') {
-      code = errorCode(err);
-      status = httpStatus(code);
-      const offset = err instanceof BerthError ? err.details.offset : undefined;
-      if (offset !== undefined) reply.header('upload-offset', offset);
-    } else if ((err as FastifyError).validation) {
-      code = 'invalid_argument';
-      status = 400;
-      // ajv says "must NOT have additional properties"; say which one (a typo, usually).
-      const extra = (err as FastifyError).validation!.find((v) => v.keyword === 'additionalProperties');
-      const name = (extra?.params as { additionalProperty?: string } | undefined)?.additionalProperty;
-      if (name !== undefined) message = `${message}: unknown property ${JSON.stringify(name)}`;
-    } else if ((err as FastifyError).statusCode && (err as FastifyError).statusCode! < 500) {
-      code = (err as FastifyError).statusCode === 404 ? 'not_found' : 'invalid_argument';
-      status = (err as FastifyError).statusCode!;
-    } else {
-      code = 'internal';
-      status = 500;
-      req.log.error({ err }, 'internal error');
-    }
-    return reply.code(status).send({ error: { code, message } });
-  });
-
-  app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }),
-  );
+  registerValidation(app);
+  registerTracing(app);
+  registerErrorReplies(app);
 
   await app.register(healthRoutes);
   await app.register(pluginRoutes, { plugins });
@@ -185,65 +127,15 @@ export async function registerApi(app: FastifyInstance, plugins: PluginSet): Pro
   }));
   await registerResource(app, 'leases', leaseRoutes, () => ({ leases: plugins.get<LeaseService>(serviceType, 'leases') }));
   await registerResource(app, 'garbage collection', gcRoutes, () => ({ gc: plugins.get<Gc>(gcType) }));
-  await registerResource(app, 'pulls', pullRoutes, () => {
-    const pulls = plugins.get<Pulls>(serviceType, 'pulls');
-    return { pulls: new PullService(pulls.manager, pulls.defaultSnapshotter) };
-  });
+  await registerResource(app, 'pulls', pullRoutes, () => ({ pulls: plugins.get<Pulls>(serviceType, 'pulls').service }));
   await registerResource(app, 'snapshots', snapshotRoutes, () => ({
     snapshots: plugins.get<SnapshotService>(serviceType, 'snapshots'),
   }));
-  await registerResource(app, 'containers', containerRoutes, () => plugins.get<Runtime>(runtimeType));
-  await registerResource(app, 'events', eventRoutes, () => ({ events: plugins.get<EventBus>(eventsType) }));
-}
-
-/**
- * Registers a resource's routes with the plugins they need. When one of those did not load
- * (skipped, failed, absent), the routes are still served — the API is the same on every server
- * — and answer 501 naming the plugin and why, as containerd answers Unimplemented for a
- * service whose plugin failed.
- */
-async function registerResource<O extends Record<string, unknown>>(
-  app: FastifyInstance,
-  what: string,
-  routes: FastifyPluginAsync<O>,
-  deps: () => O,
-): Promise<void> {
-  let opts: O | undefined;
-  let missing: string | undefined;
-  try {
-    opts = deps();
-  } catch (err) {
-    missing = (err as Error).message;
-  }
-  await app.register(async (scope) => {
-    if (missing !== undefined) {
-      const message = `${what} unavailable: ${missing}`;
-      scope.addHook('onRequest', async () => {
-        throw new BerthError('not_implemented', message);
-      });
-    }
-    // Without its plugins no handler runs (the hook above answers first).
-    await scope.register(routes, opts ?? ({} as O));
+  await registerResource(app, 'containers', containerRoutes, () => {
+    const { containers, tasks } = plugins.get<Runtime>(runtimeType);
+    return { containers, tasks };
   });
-}
-
-/**
- * JSON bodies are validated strictly — an unknown property or a number where a string belongs is
- * a 400, never silently dropped or coerced (a typo in `digest` must not commit unchecked) —
- * while headers, query strings and path parameters are coerced from their text.
- */
-function requestValidators(): (req: { schema: object; httpPart?: string }) => ReturnType<Ajv['compile']> {
-  const addFormats = addFormatsModule.default;
-  const make = (coerceTypes: boolean | 'array') => {
-    const ajv = new Ajv({ coerceTypes, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
-    addFormats(ajv);
-    ajv.addFormat('binary', true);
-    for (const schema of componentSchemas()) ajv.addSchema(schema);
-    return ajv;
-  };
-  const bodies = make(false);
-  const texts = make('array');
-  return ({ schema, httpPart }) => (httpPart === 'body' ? bodies : texts).compile(schema);
+  await registerResource(app, 'events', eventRoutes, () => ({ events: plugins.get<EventBus>(eventsType) }));
 }
 
 /** A socket file left by a process that no longer holds the root. */

@@ -1,6 +1,7 @@
-// One vocabulary of error kinds, from the store up to HTTP (as containerd's errdefs).
-// Code throws a BerthError with a kind and a message that names the object; the HTTP layer
-// maps the kind to a status and the CLI prints the message. Anything else is `internal`.
+// One vocabulary of error kinds for every layer (as containerd's errdefs). Code throws a
+// BerthError with a kind and a message that names the object; whoever answers a caller maps the
+// kind to its own terms (the API to a status) and the CLI prints the message. Anything else is
+// `internal`.
 
 export type ErrorCode =
   | 'not_found'
@@ -14,23 +15,9 @@ export type ErrorCode =
   | 'denied'
   | 'internal';
 
-const httpStatusOf: Record<ErrorCode, number> = {
-  not_found: 404,
-  already_exists: 409,
-  invalid_argument: 400,
-  failed_precondition: 412,
-  unavailable: 423,
-  range_not_satisfiable: 416,
-  not_implemented: 501,
-  // A registry's 401/403 is the registry's answer, not the caller's fault: passed on as 502.
-  unauthenticated: 502,
-  denied: 502,
-  internal: 500,
-};
-
 export class BerthError extends Error {
   readonly code: ErrorCode;
-  /** Facts a caller may act on, e.g. the current offset of an ingest for a 416. */
+  /** Facts a caller may act on, e.g. the current offset of an ingest a write did not start at. */
   readonly details: Record<string, string | number>;
 
   constructor(
@@ -42,10 +29,6 @@ export class BerthError extends Error {
     this.name = 'BerthError';
     this.code = code;
     this.details = options?.details ?? {};
-  }
-
-  get httpStatus(): number {
-    return httpStatusOf[this.code];
   }
 }
 
@@ -64,10 +47,6 @@ export function isCode(err: unknown, code: ErrorCode): boolean {
 export const isNotFound = (err: unknown): boolean => isCode(err, 'not_found');
 export const isAlreadyExists = (err: unknown): boolean => isCode(err, 'already_exists');
 export const isUnavailable = (err: unknown): boolean => isCode(err, 'unavailable');
-
-export function httpStatus(code: ErrorCode): number {
-  return httpStatusOf[code];
-}
 
 export const notFound = (msg: string, cause?: unknown) => new BerthError('not_found', msg, { cause });
 export const alreadyExists = (msg: string, cause?: unknown) => new BerthError('already_exists', msg, { cause });

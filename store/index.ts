@@ -4,10 +4,12 @@
 import { mkdirSync, renameSync } from 'node:fs';
 import { lstat, mkdir, open, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { alreadyExists, failedPrecondition, invalidArgument, isMissingFile, isNotFound, notFound } from './errors.js';
 import { objectAdaptor, parseFilters, type Adaptor } from './filters/index.js';
 import { withSpan } from './telemetry.js';
 import { canonicalAlgorithm, createDigester, isAvailableAlgorithm, parseDigest } from './digest.js';
+import { IngestEvents, IngestFollower, type FollowOptions, type IngestEvent } from './follow.js';
 import { ingestFiles, readIngestStatus } from './ingest.js';
 import { applyLabelPaths } from './labels.js';
 import { RefLocks } from './locks.js';
@@ -18,6 +20,7 @@ import type { ContentStore, Info, LabelStore, Labels, ReaderAt, Status, Writer, 
 import { hashFileInto, LocalWriter } from './writer.js';
 
 export type { ContentStore, Info, LabelStore, Labels, ReaderAt, Status, Writer, WriterOptions } from './types.js';
+export { followedName, type FollowOptions } from './follow.js';
 
 /** Where the store reports what it recovers from on its own (a pino logger fits). */
 export interface StoreLogger {
@@ -33,6 +36,7 @@ const silent: StoreLogger = { warn() {} };
 
 export class LocalStore implements ContentStore {
   private readonly locks = new RefLocks();
+  private readonly events = new IngestEvents();
   private trashed = 0;
   private emptying: Promise<void> | undefined;
   private readonly labels: LabelStore | undefined;
@@ -81,7 +85,7 @@ export class LocalStore implements ContentStore {
     }
     const dir = ingestPath(this.root, ref);
     const dataPath = join(dir, ingestFiles.data);
-    const ctx = { root: this.root, labels: this.labels, release };
+    const ctx = { root: this.root, labels: this.labels, release, report: (event: IngestEvent) => this.events.emit(ref, event) };
 
     let created = true;
     try {
@@ -125,6 +129,7 @@ export class LocalStore implements ContentStore {
     else await rm(join(dir, ingestFiles.total), { force: true });
     // Truncate: an ingest that failed to resume must not leave stale bytes past what we write.
     const fh = await open(dataPath, 'w');
+    if (!created) this.events.emit(ref, { type: 'truncated', size: 0 });
     return new LocalWriter(ctx, {
       ref,
       dir,
@@ -144,9 +149,15 @@ export class LocalStore implements ContentStore {
     return readIngestStatus(ingestPath(this.root, ref), ref);
   }
 
-  /** The file an ingest's bytes are written to (for readers that follow a download). */
-  ingestDataPath(ref: string): string {
-    return join(ingestPath(this.root, ref), ingestFiles.data);
+  /**
+   * Streams ingest `opts.ref` from `opts.offset` while it is being written, to the end of the
+   * blob it is committed as (see IngestFollower for when it waits, ends and fails); or blob
+   * `opts.digest` when there is no such ingest (committed already) or no ref is given. Rejects
+   * with not_found when neither is there.
+   */
+  follow(opts: FollowOptions): Promise<Readable> {
+    if (opts.ref !== undefined) validateRef(opts.ref);
+    return IngestFollower.open(this.root, this.events, opts);
   }
 
   async listStatuses(filters: string[] = []): Promise<Status[]> {
@@ -179,6 +190,7 @@ export class LocalStore implements ContentStore {
   async abort(ref: string): Promise<void> {
     if (this.locks.isLocked(ref)) this.locks.tryLock(ref); // throws unavailable naming the holder
     await rm(ingestPath(this.root, ref), { recursive: true, force: true });
+    this.events.emit(ref, { type: 'aborted' });
   }
 
   /** True while a writer holds `ref`. */

@@ -1,12 +1,14 @@
 // A writer into one ingest (containerd's writer.go): appends to `ingest/<h>/data`, hashing as
-// it goes, and on Commit verifies, fsyncs and renames the data into `blobs/` in one step.
+// it goes, and on Commit verifies, fsyncs and renames the data into `blobs/` in one step. It
+// reports each step to the ingest's followers (follow.ts).
 import type { Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, mkdir, open, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { alreadyExists, failedPrecondition, invalidArgument, isMissingFile } from './errors.js';
+import { alreadyExists, failedPrecondition, invalidArgument, isAlreadyExists, isMissingFile } from './errors.js';
 import { withSpan } from './telemetry.js';
 import { createDigester, parseDigest } from './digest.js';
+import type { IngestEvent } from './follow.js';
 import { ingestFiles } from './ingest.js';
 import { blobPath, pathExists } from './paths.js';
 import { writeTimestampFile } from './timestamp.js';
@@ -18,8 +20,8 @@ export interface WriterContext {
   labels?: LabelStore;
   /** Called once when the writer is closed or committed. */
   release: () => void;
-  /** Called with the digest after a successful commit. */
-  onCommit?: (digest: string) => void;
+  /** Tells the ingest's followers what happened to it. */
+  report: (event: IngestEvent) => void;
 }
 
 export interface WriterState {
@@ -79,6 +81,7 @@ export class LocalWriter implements Writer {
     }
     this.offset += chunk.length;
     this.updatedAt = new Date();
+    this.ctx.report({ type: 'written', offset: this.offset });
   }
 
   digest(): string {
@@ -104,6 +107,7 @@ export class LocalWriter implements Writer {
     this.offset = 0;
     this.digester = createDigester(this.algorithm);
     this.updatedAt = new Date();
+    this.ctx.report({ type: 'truncated', size: 0 });
   }
 
   async sync(): Promise<void> {
@@ -122,14 +126,20 @@ export class LocalWriter implements Writer {
         if (!isMissingFile(err)) throw err;
       });
     } finally {
+      this.ctx.report({ type: 'closed' });
       this.release();
     }
   }
 
   async commit(size: number, expected?: string, opts: CommitOptions = {}): Promise<void> {
     return withSpan('content.commit', { 'berth.ref': this.ref }, async () => {
+      const live = this.fh !== undefined; // a writer closed before has nothing left to report
       try {
         await this.commitLocked(size, expected, opts);
+      } catch (err) {
+        // An existing blob, or a failure after the rename, was reported as committed already.
+        if (live && !this.committed && !isAlreadyExists(err)) this.ctx.report({ type: 'commit_failed', error: err as Error });
+        throw err;
       } finally {
         this.release();
       }
@@ -170,6 +180,8 @@ export class LocalWriter implements Writer {
     await mkdir(dirname(target), { recursive: true, mode: 0o755 });
     if (await pathExists(target)) {
       await rm(this.dir, { recursive: true, force: true });
+      // That blob holds these very bytes: followers read on to its end.
+      this.ctx.report({ type: 'committed', digest, size: actual });
       throw alreadyExists(`content ${digest}: already exists`);
     }
     // Read-only before it is visible: a committed blob is never written again.
@@ -177,13 +189,13 @@ export class LocalWriter implements Writer {
     await chmod(dataPath, mode);
     await rename(dataPath, target);
     await syncDir(dirname(target));
+    this.committed = digest;
+    this.ctx.report({ type: 'committed', digest, size: actual });
 
     const now = new Date();
-    this.committed = digest;
     await utimes(target, now, now);
     await rm(this.dir, { recursive: true, force: true });
     if (this.ctx.labels && opts.labels) await this.ctx.labels.set(digest, opts.labels);
-    this.ctx.onCommit?.(digest);
   }
 
   private open(verb: string): FileHandle {

@@ -16,7 +16,8 @@ import { readBlob, writeBlob } from '../store/copy.js';
 import type { Info } from '../store/types.js';
 import { errorCode } from '../store/errors.js';
 import type { OpContext } from '../src/metadata/context.js';
-import { loadSnapshot, type GcResult } from '../src/gc/collector.js';
+import type { GcResult } from '../src/gc/collector.js';
+import { loadSnapshot } from '../src/gc/graph.js';
 import { chunksOf, sha256 } from './fixtures/helpers.js';
 import { bind, hasRecord, metadataEnv, walkedBlobs, type MetadataEnv } from './fixtures/metadata.js';
 

@@ -23,7 +23,7 @@ import {
 } from '../src/metadata/db.js';
 import type { OpContext } from '../src/metadata/context.js';
 import type { ErrorCode } from '../store/errors.js';
-import { GcGraph, loadSnapshot, type GcNode } from '../src/gc/collector.js';
+import { GcGraph, loadSnapshot, type GcNode } from '../src/gc/graph.js';
 import { expectCode, rfc3339, sha256, sorted } from './fixtures/helpers.js';
 import {
   BREF_CONTAINER,

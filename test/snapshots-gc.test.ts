@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { BerthClient } from '../src/cli/client.js';
+import { BerthClient } from '../src/client/http.js';
 import { ContainerStore } from '../src/metadata/containers.js';
 import { metadataType, type Metadata } from '../src/plugins/metadata.js';
 import { T } from './fixtures/content-suite.js';

@@ -10,7 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { ApiError, BerthClient } from '../src/cli/client.js';
+import { ApiError, BerthClient } from '../src/client/http.js';
 import { readSse } from '../src/cli/events.js';
 import { BerthError, type ErrorCode } from '../store/errors.js';
 import { metadataType, type Metadata } from '../src/plugins/metadata.js';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { BerthClient } from '../src/cli/client.js';
+import { BerthClient } from '../src/client/http.js';
 import type { PluginInfo } from '../src/plugins/registry.js';
 import type { Mount } from '../src/snapshots/types.js';
 import { T } from './fixtures/content-suite.js';

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { getAttributeSync } from '@napi-rs/xattr';
 
-import { BerthClient } from '../src/cli/client.js';
+import { BerthClient } from '../src/client/http.js';
 import { T } from './fixtures/content-suite.js';
 import { checkDirectoryEqual } from './fixtures/fstest.js';
 import { seededBytes, sha256 } from './fixtures/helpers.js';

@@ -1,5 +1,6 @@
 // Argument parsing shared by the client commands.
 import { InvalidArgumentError } from 'commander';
+import type { LabelsUpdate } from '../client/types.js';
 
 /** For repeatable options: `--filter a --filter b` → ['a', 'b']. */
 export const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -15,7 +16,7 @@ export function parseLabelArgs(args: string[]): Record<string, string> {
 }
 
 /** A label change as PATCH wants it: only the keys given change, unless `replace`. */
-export function labelPatch(args: string[], replace: boolean | undefined): { labels: Record<string, string>; fieldpaths: string[] } {
+export function labelPatch(args: string[], replace: boolean | undefined): LabelsUpdate {
   const labels = parseLabelArgs(args);
   if (replace) return { labels, fieldpaths: [] }; // no field paths: the labels are replaced
   const fieldpaths = Object.keys(labels).map((k) => `labels.${k}`);

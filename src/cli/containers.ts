@@ -1,35 +1,13 @@
 // `berth containers ...`, `berth tasks ...` and `berth run` (as `ctr run`: pull if missing,
 // unpack, create the container, start its task, stream its output, exit with its exit code).
 import type { Command } from 'commander';
+import { ApiError, BerthClient, seg } from '../client/http.js';
+import type { Container, ContainerCreate, ContainerList, ExitStatus, SnapshotUpdate, Task, TaskKill, TaskList } from '../client/types.js';
 import { parseDockerRef } from '../remotes/reference.js';
 import { collect, labelPatch } from './args.js';
-import { ApiError, BerthClient, seg } from './client.js';
+import { listVerb } from './list.js';
 import { pullImage } from './pulls.js';
-import { age, formatLabels, printJson, printTable } from './table.js';
-
-interface ContainerJson {
-  id: string;
-  image: string;
-  runtime: { name: string };
-  snapshotter?: string;
-  snapshotKey?: string;
-  spec: Record<string, unknown>;
-  labels: Record<string, string>;
-  createdAt: string;
-  updatedAt: string;
-}
-interface TaskJson {
-  id: string;
-  status: string;
-  pid: number;
-  exitCode?: number;
-  startedAt?: string;
-  exitedAt?: string;
-}
-interface ExitJson {
-  exitCode: number;
-  exitedAt: string;
-}
+import { age, formatLabels, printJson } from './table.js';
 
 /** Options of `berth` itself and of `berth run` that take a value. */
 const globalValued = new Set(['-a', '--address', '-n', '--namespace', '--lease']);
@@ -116,31 +94,31 @@ export function registerContainers(program: Command, client: () => BerthClient):
           if (!pulled) return; // interrupted: exit code set
           name = pulled.image!;
         }
-        await c.json<ContainerJson>('POST', '/v1/containers', {
+        await c.json<Container>('POST', '/v1/containers', {
           json: {
             id,
             image: name,
-            ...(args.length ? { args } : {}),
-            ...(opts.env ? { env: opts.env } : {}),
-            ...(opts.cwd ? { cwd: opts.cwd } : {}),
-            ...(opts.user ? { user: opts.user } : {}),
-            ...(opts.snapshotter ? { snapshotter: opts.snapshotter } : {}),
-            ...(opts.label ? { labels: Object.fromEntries(opts.label.map((l) => [l.split('=')[0], l.slice(l.indexOf('=') + 1)])) } : {}),
-          },
+            args: args.length ? args : undefined,
+            env: opts.env,
+            cwd: opts.cwd || undefined,
+            user: opts.user || undefined,
+            snapshotter: opts.snapshotter || undefined,
+            labels: opts.label ? Object.fromEntries(opts.label.map((l) => [l.split('=')[0], l.slice(l.indexOf('=') + 1)])) : undefined,
+          } satisfies ContainerCreate,
         });
         const task = `/v1/containers/${seg(id)}/task`;
-        let exit: ExitJson | undefined;
+        let exit: ExitStatus | undefined;
         try {
-          await c.json<TaskJson>('POST', task);
+          await c.json<Task>('POST', task);
           let signals = 0;
           const forward = () => {
-            void c.json('POST', `${task}/kill`, { json: { signal: ++signals > 1 ? 'SIGKILL' : 'SIGTERM' } }).catch(() => {});
+            void c.json('POST', `${task}/kill`, { json: { signal: ++signals > 1 ? 'SIGKILL' : 'SIGTERM' } satisfies TaskKill }).catch(() => {});
           };
           process.on('SIGINT', forward);
           process.on('SIGTERM', forward);
           try {
             await Promise.all([pipeLogs(c, id, 'stdout', process.stdout), pipeLogs(c, id, 'stderr', process.stderr)]);
-            exit = await c.json<ExitJson>('GET', `${task}/wait`, { bodyTimeout: 0 });
+            exit = await c.json<ExitStatus>('GET', `${task}/wait`, { bodyTimeout: 0 });
           } finally {
             process.off('SIGINT', forward);
             process.off('SIGTERM', forward);
@@ -159,24 +137,18 @@ export function registerContainers(program: Command, client: () => BerthClient):
 
   const containers = program.command('containers').alias('container').description('manage containers (metadata: image, spec, root file system)');
 
-  containers
-    .command('ls')
-    .alias('list')
-    .description('list containers')
-    .option('--filter <expr>', 'containerd filter on id, image, runtime.name, snapshotter, labels.<key> (repeat for OR)', collect)
-    .option('-q, --quiet', 'print only ids')
-    .option('--json', 'print JSON')
-    .action(async (opts: { filter?: string[]; quiet?: boolean; json?: boolean }) => {
-      const { items } = await client().json<{ items: ContainerJson[] }>('GET', '/v1/containers', { query: { filter: opts.filter } });
-      if (opts.json) return printJson(items);
-      if (opts.quiet) return items.forEach((x) => process.stdout.write(x.id + '\n'));
-      printTable(['CONTAINER', 'IMAGE', 'RUNTIME', 'CREATED'], items.map((x) => [x.id, x.image, x.runtime.name, age(x.createdAt)]));
-    });
+  listVerb(containers.command('ls').alias('list').description('list containers'), {
+    fetch: (filter) => client().json<ContainerList>('GET', '/v1/containers', { query: { filter } }),
+    filterHelp: 'containerd filter on id, image, runtime.name, snapshotter, labels.<key> (repeat for OR)',
+    quiet: { help: 'print only ids', key: (x) => x.id },
+    columns: ['CONTAINER', 'IMAGE', 'RUNTIME', 'CREATED'],
+    row: (x) => [x.id, x.image, x.runtime.name, age(x.createdAt)],
+  });
 
   containers
     .command('info <id>')
     .description('show a container, with its OCI spec, as JSON')
-    .action(async (id: string) => printJson(await client().json('GET', `/v1/containers/${seg(id)}`)));
+    .action(async (id: string) => printJson(await client().json<Container>('GET', `/v1/containers/${seg(id)}`)));
 
   containers
     .command('rm <id...>')
@@ -195,25 +167,17 @@ export function registerContainers(program: Command, client: () => BerthClient):
     .description('set (k=v) or remove (k=) labels of a container')
     .option('--replace', 'replace all labels with the ones given')
     .action(async (id: string, labels: string[], opts: { replace?: boolean }) => {
-      const c = await client().json<ContainerJson>('PATCH', `/v1/containers/${seg(id)}`, { json: labelPatch(labels, opts.replace) });
+      const c = await client().json<Container>('PATCH', `/v1/containers/${seg(id)}`, { json: labelPatch(labels, opts.replace) satisfies SnapshotUpdate });
       process.stdout.write(`${c.id} ${formatLabels(c.labels)}\n`);
     });
 
   const tasks = program.command('tasks').alias('task').description('manage tasks (the processes of containers)');
 
-  tasks
-    .command('ls')
-    .alias('list')
-    .description('list tasks')
-    .option('--json', 'print JSON')
-    .action(async (opts: { json?: boolean }) => {
-      const { items } = await client().json<{ items: TaskJson[] }>('GET', '/v1/tasks');
-      if (opts.json) return printJson(items);
-      printTable(
-        ['TASK', 'PID', 'STATUS'],
-        items.map((t) => [t.id, String(t.pid), t.status === 'stopped' ? `stopped (exit ${t.exitCode})` : t.status.toUpperCase()]),
-      );
-    });
+  listVerb(tasks.command('ls').alias('list').description('list tasks'), {
+    fetch: () => client().json<TaskList>('GET', '/v1/tasks'),
+    columns: ['TASK', 'PID', 'STATUS'],
+    row: (t) => [t.id, String(t.pid), t.status === 'stopped' ? `stopped (exit ${t.exitCode})` : t.status.toUpperCase()],
+  });
 
   tasks
     .command('kill <id>')
@@ -222,7 +186,7 @@ export function registerContainers(program: Command, client: () => BerthClient):
     .option('-a, --all', 'signal every process of the container')
     .action(async (id: string, opts: { signal: string; all?: boolean }) => {
       const signal = /^\d+$/.test(opts.signal) ? Number(opts.signal) : opts.signal;
-      await client().json('POST', `/v1/containers/${seg(id)}/task/kill`, { json: { signal, ...(opts.all ? { all: true } : {}) } });
+      await client().json('POST', `/v1/containers/${seg(id)}/task/kill`, { json: { signal, all: opts.all || undefined } satisfies TaskKill });
     });
 
   tasks
@@ -231,7 +195,7 @@ export function registerContainers(program: Command, client: () => BerthClient):
     .description('delete stopped tasks (their root file systems are unmounted)')
     .action(async (ids: string[]) => {
       for (const id of ids) {
-        const exit = await client().json<ExitJson>('DELETE', `/v1/containers/${seg(id)}/task`);
+        const exit = await client().json<ExitStatus>('DELETE', `/v1/containers/${seg(id)}/task`);
         process.stdout.write(`${id}: exit ${exit.exitCode}\n`);
       }
     });
@@ -240,7 +204,7 @@ export function registerContainers(program: Command, client: () => BerthClient):
     .command('wait <id>')
     .description('wait for a task to exit; exits with its exit code')
     .action(async (id: string) => {
-      const exit = await client().json<ExitJson>('GET', `/v1/containers/${seg(id)}/task/wait`, { bodyTimeout: 0 });
+      const exit = await client().json<ExitStatus>('GET', `/v1/containers/${seg(id)}/task/wait`, { bodyTimeout: 0 });
       process.stdout.write(`${exit.exitCode}\n`);
       process.exitCode = exit.exitCode;
     });

@@ -4,53 +4,28 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
+import { BerthClient, seg } from '../client/http.js';
+import type { CommitRequest, Info, InfoList, StatusList, VerifyReport } from '../client/types.js';
 import { collect, labelPatch, parseLabelArgs } from './args.js';
-import { BerthClient, seg } from './client.js';
-import { age, formatLabels, humanSize, printJson, printTable } from './table.js';
-
-interface InfoJson {
-  digest: string;
-  size: number;
-  createdAt: string;
-  updatedAt: string;
-  labels: Record<string, string>;
-}
-interface StatusJson {
-  ref: string;
-  offset: number;
-  total: number;
-  expected?: string;
-  startedAt: string;
-  updatedAt: string;
-}
+import { listVerb } from './list.js';
+import { age, formatLabels, humanSize, printJson } from './table.js';
 
 export function registerContent(program: Command, client: () => BerthClient): void {
   const content = program.command('content').description('manage committed blobs and ingests');
 
-  content
-    .command('ls')
-    .alias('list')
-    .description('list committed blobs')
-    .option('--filter <expr>', 'containerd filter, e.g. labels."containerd.io/gc.root" (repeat for OR)', collect)
-    .option('-q, --quiet', 'print only digests')
-    .option('--json', 'print JSON')
-    .action(async (opts: { filter?: string[]; quiet?: boolean; json?: boolean }) => {
-      const { items } = await client().json<{ items: InfoJson[] }>('GET', '/v1/content', {
-        query: { filter: opts.filter },
-      });
-      if (opts.json) return printJson(items);
-      if (opts.quiet) return items.forEach((i) => process.stdout.write(i.digest + '\n'));
-      printTable(
-        ['DIGEST', 'SIZE', 'AGE', 'LABELS'],
-        items.map((i) => [i.digest, humanSize(i.size), age(i.createdAt), formatLabels(i.labels)]),
-      );
-    });
+  listVerb(content.command('ls').alias('list').description('list committed blobs'), {
+    fetch: (filter) => client().json<InfoList>('GET', '/v1/content', { query: { filter } }),
+    filterHelp: 'containerd filter, e.g. labels."containerd.io/gc.root" (repeat for OR)',
+    quiet: { help: 'print only digests', key: (i) => i.digest },
+    columns: ['DIGEST', 'SIZE', 'AGE', 'LABELS'],
+    row: (i) => [i.digest, humanSize(i.size), age(i.createdAt), formatLabels(i.labels)],
+  });
 
   content
     .command('info <digest>')
     .description('show a blob\'s size, times and labels (JSON)')
     .action(async (digest: string) => {
-      printJson(await client().json<InfoJson>('GET', `/v1/content/${seg(digest)}/info`));
+      printJson(await client().json<Info>('GET', `/v1/content/${seg(digest)}/info`));
     });
 
   content
@@ -73,9 +48,9 @@ export function registerContent(program: Command, client: () => BerthClient): vo
       const labels = parseLabelArgs(opts.label ?? []);
       const body = !file || file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
       const size = file && file !== '-' ? (await stat(file)).size : undefined;
-      let info: InfoJson;
+      let info: Info;
       if (opts.digest) {
-        info = await c.json<InfoJson>('PUT', `/v1/content/${seg(opts.digest)}`, {
+        info = await c.json<Info>('PUT', `/v1/content/${seg(opts.digest)}`, {
           body,
           headers: {
             'content-type': 'application/octet-stream',
@@ -91,7 +66,7 @@ export function registerContent(program: Command, client: () => BerthClient): vo
             body,
             headers: { 'content-type': 'application/offset+octet-stream', 'upload-offset': '0' },
           });
-          info = await c.json<InfoJson>('POST', `/v1/ingests/${seg(ref)}/commit`, { json: { size: size ?? 0, labels } });
+          info = await c.json<Info>('POST', `/v1/ingests/${seg(ref)}/commit`, { json: { size: size ?? 0, labels } satisfies CommitRequest });
         } catch (err) {
           await c.send('DELETE', `/v1/ingests/${seg(ref)}`).then((r) => r.body.dump(), () => {});
           throw err;
@@ -117,7 +92,7 @@ export function registerContent(program: Command, client: () => BerthClient): vo
     .description('set labels (k=v) or remove them (k=) on a blob; others stay')
     .option('--replace', 'replace all labels with the given ones')
     .action(async (digest: string, args: string[], opts: { replace?: boolean }) => {
-      const info = await client().json<InfoJson>('PATCH', `/v1/content/${seg(digest)}`, {
+      const info = await client().json<Info>('PATCH', `/v1/content/${seg(digest)}`, {
         json: labelPatch(args, opts.replace),
       });
       process.stdout.write(`${info.digest} ${formatLabels(info.labels)}\n`);
@@ -129,13 +104,7 @@ export function registerContent(program: Command, client: () => BerthClient): vo
     .option('--repair', 'remove corrupt blobs so that they are fetched again')
     .option('--json', 'print JSON')
     .action(async (opts: { repair?: boolean; json?: boolean }) => {
-      const report = await client().json<{
-        checked: number;
-        bytes: number;
-        corrupt: Array<{ digest: string; reason: string }>;
-        removed: string[];
-        durationMs: number;
-      }>('POST', '/v1/content/verify', { query: { repair: opts.repair ? 'true' : undefined } });
+      const report = await client().json<VerifyReport>('POST', '/v1/content/verify', { query: { repair: opts.repair ? 'true' : undefined } });
       if (opts.json) return printJson(report);
       for (const c of report.corrupt) {
         process.stdout.write(`corrupt ${c.digest}${report.removed.includes(c.digest) ? ' (removed)' : ''}: ${c.reason}\n`);
@@ -146,21 +115,12 @@ export function registerContent(program: Command, client: () => BerthClient): vo
       if (report.corrupt.length > report.removed.length) process.exitCode = 1;
     });
 
-  content
-    .command('active')
-    .description('list ingests in progress')
-    .option('--filter <expr>', 'containerd filter on ref, e.g. ref~=layer (repeat for OR)', collect)
-    .option('--json', 'print JSON')
-    .action(async (opts: { filter?: string[]; json?: boolean }) => {
-      const { items } = await client().json<{ items: StatusJson[] }>('GET', '/v1/ingests', {
-        query: { filter: opts.filter },
-      });
-      if (opts.json) return printJson(items);
-      printTable(
-        ['REF', 'SIZE', 'TOTAL', 'UPDATED'],
-        items.map((s) => [s.ref, humanSize(s.offset), s.total ? humanSize(s.total) : '-', age(s.updatedAt)]),
-      );
-    });
+  listVerb(content.command('active').description('list ingests in progress'), {
+    fetch: (filter) => client().json<StatusList>('GET', '/v1/ingests', { query: { filter } }),
+    filterHelp: 'containerd filter on ref, e.g. ref~=layer (repeat for OR)',
+    columns: ['REF', 'SIZE', 'TOTAL', 'UPDATED'],
+    row: (s) => [s.ref, humanSize(s.offset), s.total ? humanSize(s.total) : '-', age(s.updatedAt)],
+  });
 
   content
     .command('abort <ref...>')

@@ -1,14 +1,8 @@
 // `berth events`: prints the server's events as they happen, one line each, until interrupted.
 import type { Command } from 'commander';
+import { ApiError, BerthClient } from '../client/http.js';
+import type { ServerEvent } from '../client/types.js';
 import { collect } from './args.js';
-import { ApiError, BerthClient } from './client.js';
-
-interface EventJson {
-  timestamp: string;
-  namespace: string;
-  topic: string;
-  event: Record<string, unknown>;
-}
 
 /**
  * Splits a server-sent-events byte stream into messages: `onMessage(event, data)` for each
@@ -38,7 +32,7 @@ export async function readSse(body: AsyncIterable<Buffer | string>, onMessage: (
   }
 }
 
-export function formatEvent(e: EventJson): string {
+export function formatEvent(e: ServerEvent): string {
   return `${e.timestamp} ${e.namespace || '-'} ${e.topic} ${JSON.stringify(e.event)}`;
 }
 
@@ -61,7 +55,7 @@ export function registerEvents(program: Command, client: () => BerthClient): voi
         let why = 'the server ended it';
         try {
           await readSse(res.body, (_event, data) => {
-            const e = JSON.parse(data) as EventJson;
+            const e = JSON.parse(data) as ServerEvent;
             process.stdout.write((opts.json ? JSON.stringify(e) : formatEvent(e)) + '\n');
           });
         } catch (err) {

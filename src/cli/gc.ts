@@ -1,35 +1,13 @@
 // `berth gc [--dry-run]` and `berth gc explain DIGEST`.
 import type { Command } from 'commander';
-import { BerthClient } from './client.js';
+import type { BerthClient } from '../client/http.js';
+import type { GcExplanation, GcPathStep, GcResult } from '../client/types.js';
 import { humanSize, printJson, until } from './table.js';
-
-interface GcResultJson {
-  removed: { leases: number; images: number; content: number; ingests: number; snapshots: number };
-  backend: { blobs: number; ingests: number; snapshots: number };
-  bytesFreed: number;
-  nextExpiry?: string;
-  markMs: number;
-  sweepMs: number;
-  durationMs: number;
-}
-
-interface PathStep {
-  type: string;
-  flat: boolean;
-  key: string;
-  via: string;
-}
-
-interface ExplanationJson {
-  digest: string;
-  collectable: boolean;
-  namespaces: Array<{ namespace: string; kept: boolean; path?: PathStep[] }>;
-}
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 /** What a collection did (or, dry, would do), for people. */
-export function describeGc(r: GcResultJson, dryRun: boolean): string {
+export function describeGc(r: GcResult, dryRun: boolean): string {
   const m = r.removed;
   const records = [
     plural(m.images, 'image'),
@@ -52,8 +30,8 @@ export function describeGc(r: GcResultJson, dryRun: boolean): string {
 }
 
 /** One namespace's chain: `image x:1 → (target) content sha256:… → (label) content sha256:…`. */
-export function describePath(path: PathStep[]): string {
-  const node = (s: PathStep) => `${s.type} ${s.key}${s.flat ? ' (flat)' : ''}`;
+export function describePath(path: GcPathStep[]): string {
+  const node = (s: GcPathStep) => `${s.type} ${s.key}${s.flat ? ' (flat)' : ''}`;
   const [first, ...rest] = path;
   const reason = first.via.replace(/^root: /, '');
   let out: string;
@@ -64,7 +42,7 @@ export function describePath(path: PathStep[]): string {
   return out;
 }
 
-export function describeExplanation(e: ExplanationJson): string {
+export function describeExplanation(e: GcExplanation): string {
   if (e.namespaces.length === 0) {
     return `${e.digest} is in no namespace: if its blob is on disk, the next collection removes it\n`;
   }
@@ -84,7 +62,7 @@ export function registerGc(program: Command, client: () => BerthClient): void {
     .option('--dry-run', 'remove nothing; say what would be removed')
     .option('--json', 'print the result as JSON')
     .action(async (opts: { dryRun?: boolean; json?: boolean }) => {
-      const result = await client().json<GcResultJson>('POST', '/v1/gc', { query: { dryRun: opts.dryRun ? 'true' : undefined } });
+      const result = await client().json<GcResult>('POST', '/v1/gc', { query: { dryRun: opts.dryRun ? 'true' : undefined } });
       if (opts.json) return printJson(result);
       process.stdout.write(describeGc(result, opts.dryRun ?? false));
     });
@@ -98,7 +76,7 @@ export function registerGc(program: Command, client: () => BerthClient): void {
         '    default: image docker.io/x:1 → (target) content sha256:9a2b... → (containerd.io/gc.ref.content.l.0) content sha256:4c1f...',
     )
     .action(async (digest: string, opts: { json?: boolean }) => {
-      const e = await client().json<ExplanationJson>('GET', '/v1/gc/explain', { query: { digest } });
+      const e = await client().json<GcExplanation>('GET', '/v1/gc/explain', { query: { digest } });
       if (opts.json) return printJson(e);
       process.stdout.write(describeExplanation(e));
     });

@@ -2,21 +2,25 @@
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { ApiError, BerthClient, seg } from '../client/http.js';
+import type {
+  Image,
+  ImageCreate,
+  ImageInspection,
+  ImageList,
+  ImageUnpackRequest,
+  ImageUpdate,
+  LeaseCreate,
+  SnapshotCreate,
+  SnapshotMounts,
+  UnpackResult,
+} from '../client/types.js';
 import { mountAll, unmountAll } from '../snapshots/mount.js';
-import type { Mount } from '../snapshots/types.js';
 import { collect, labelPatch, parseLabelArgs, positiveInt } from './args.js';
-import { ApiError, BerthClient, seg } from './client.js';
+import { listVerb } from './list.js';
 import { defaultSnapshotter } from './snapshots.js';
 import { age, formatLabels, humanSize, printJson, printTable } from './table.js';
 import { mediaTypes } from '../oci/mediatypes.js';
-
-export interface ImageJson {
-  name: string;
-  target: { mediaType: string; digest: string; size: number; annotations?: Record<string, string> };
-  labels: Record<string, string>;
-  createdAt: string;
-  updatedAt: string;
-}
 
 const shortTypes: Record<string, string> = {
   [mediaTypes.ociIndex]: 'oci index',
@@ -30,27 +34,27 @@ function shortType(mediaType: string): string {
   return shortTypes[mediaType] ?? mediaType;
 }
 
-interface InspectJson {
-  name: string;
-  target: { mediaType: string; digest: string; size: number };
-  index?: Record<string, unknown>;
-  manifestDescriptor: { mediaType: string; digest: string; size: number };
-  manifest: Record<string, unknown>;
-  config: {
-    created?: string;
-    author?: string;
-    config?: { Entrypoint?: string[]; Cmd?: string[]; Env?: string[]; WorkingDir?: string; User?: string };
-    [k: string]: unknown;
-  };
-  layers: Array<{ digest: string; size: number; mediaType: string; diffId?: string }>;
-  platform?: string;
-  platforms: string[];
-  history: Array<{ created?: string; created_by?: string; empty_layer?: boolean; comment?: string }>;
-  totalSize: number;
+/**
+ * What the CLI shows of an OCI image config document, which the API passes on as it is (so
+ * openapi.yaml types it as any object): the image spec's fields, not berth's.
+ */
+interface ImageConfigDocument {
+  created?: string;
+  config?: { Entrypoint?: string[]; Cmd?: string[]; Env?: string[]; WorkingDir?: string; User?: string };
 }
 
-function printInspection(i: InspectJson): void {
-  const c = i.config.config ?? {};
+/** One entry of an image config's `history` (the image spec's), as the CLI shows it. */
+interface HistoryEntry {
+  created?: string;
+  created_by?: string;
+  empty_layer?: boolean;
+  comment?: string;
+}
+
+function printInspection(i: ImageInspection): void {
+  const config = i.config as ImageConfigDocument;
+  const history = i.history as HistoryEntry[];
+  const c = config.config ?? {};
   const lines: Array<[string, string]> = [
     ['name', i.name],
     ['target', `${i.target.digest} (${shortType(i.target.mediaType)}, ${humanSize(i.target.size)})`],
@@ -58,7 +62,7 @@ function printInspection(i: InspectJson): void {
     ['platform', i.platform ?? '-'],
     ['platforms', i.platforms.join(', ') || '-'],
     ['total size', `${i.totalSize} (${humanSize(i.totalSize)})`],
-    ...(i.config.created ? [['created', i.config.created] as [string, string]] : []),
+    ...(config.created ? [['created', config.created] as [string, string]] : []),
     ...(c.Entrypoint?.length ? [['entrypoint', JSON.stringify(c.Entrypoint)] as [string, string]] : []),
     ...(c.Cmd?.length ? [['cmd', JSON.stringify(c.Cmd)] as [string, string]] : []),
     ...(c.WorkingDir ? [['workdir', c.WorkingDir] as [string, string]] : []),
@@ -72,51 +76,38 @@ function printInspection(i: InspectJson): void {
     ['DIGEST', 'SIZE', 'DIFF ID', 'MEDIA TYPE'],
     i.layers.map((l) => [l.digest, humanSize(l.size), l.diffId ?? '-', l.mediaType]),
   );
-  if (i.history.length === 0) return;
+  if (history.length === 0) return;
   process.stdout.write('\nhistory:\n');
   printTable(
     ['CREATED', 'CREATED BY', 'LAYER'],
-    i.history.map((h) => [h.created ?? '-', (h.created_by ?? h.comment ?? '-').replace(/\s+/g, ' '), h.empty_layer ? 'empty' : 'yes']),
+    history.map((h) => [h.created ?? '-', (h.created_by ?? h.comment ?? '-').replace(/\s+/g, ' '), h.empty_layer ? 'empty' : 'yes']),
   );
 }
 
 export function registerImages(program: Command, client: () => BerthClient): void {
   const images = program.command('images').alias('image').description('manage images in the namespace');
 
-  images
-    .command('ls')
-    .alias('list')
-    .description('list images')
-    .option(
-      '--filter <expr>',
-      'containerd filter on name, target.digest, target.mediatype, labels.<key>, annotations.<key> (repeat for OR)',
-      collect,
-    )
-    .option('-q, --quiet', 'print only names')
-    .option('--json', 'print JSON')
-    .action(async (opts: { filter?: string[]; quiet?: boolean; json?: boolean }) => {
-      const { items } = await client().json<{ items: ImageJson[] }>('GET', '/v1/images', { query: { filter: opts.filter } });
-      if (opts.json) return printJson(items);
-      if (opts.quiet) return items.forEach((i) => process.stdout.write(i.name + '\n'));
-      printTable(
-        ['NAME', 'TYPE', 'DIGEST', 'SIZE', 'UPDATED', 'LABELS'],
-        items.map((i) => [
-          i.name,
-          shortType(i.target.mediaType),
-          i.target.digest,
-          humanSize(i.target.size),
-          age(i.updatedAt),
-          formatLabels(i.labels),
-        ]),
-      );
-    });
+  listVerb(images.command('ls').alias('list').description('list images'), {
+    fetch: (filter) => client().json<ImageList>('GET', '/v1/images', { query: { filter } }),
+    filterHelp: 'containerd filter on name, target.digest, target.mediatype, labels.<key>, annotations.<key> (repeat for OR)',
+    quiet: { help: 'print only names', key: (i) => i.name },
+    columns: ['NAME', 'TYPE', 'DIGEST', 'SIZE', 'UPDATED', 'LABELS'],
+    row: (i) => [
+      i.name,
+      shortType(i.target.mediaType),
+      i.target.digest,
+      humanSize(i.target.size),
+      age(i.updatedAt),
+      formatLabels(i.labels),
+    ],
+  });
 
   images
     .command('get <name>')
     .description('show one image')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: { json?: boolean }) => {
-      const image = await client().json<ImageJson>('GET', `/v1/images/${seg(name)}`);
+      const image = await client().json<Image>('GET', `/v1/images/${seg(name)}`);
       if (opts.json) return printJson(image);
       const t = image.target;
       const lines: Array<[string, string]> = [
@@ -139,7 +130,7 @@ export function registerImages(program: Command, client: () => BerthClient): voi
     .option('--platform <platform>', 'the manifest of an index to show, os/arch[/variant] (default: this host\'s, or any stored)')
     .option('--json', 'print JSON (with the index, manifest and config documents)')
     .action(async (name: string, opts: { platform?: string; json?: boolean }) => {
-      const inspection = await client().json<InspectJson>('GET', `/v1/images/${seg(name)}/inspect`, {
+      const inspection = await client().json<ImageInspection>('GET', `/v1/images/${seg(name)}/inspect`, {
         query: { platform: opts.platform },
       });
       if (opts.json) return printJson(inspection);
@@ -161,17 +152,17 @@ export function registerImages(program: Command, client: () => BerthClient): voi
         opts: { digest: string; size: number; mediaType: string; label?: string[]; annotation?: string[]; json?: boolean },
       ) => {
         const annotations = parseLabelArgs(opts.annotation ?? []);
-        const image = await client().json<ImageJson>('POST', '/v1/images', {
+        const image = await client().json<Image>('POST', '/v1/images', {
           json: {
             name,
             target: {
               mediaType: opts.mediaType,
               digest: opts.digest,
               size: opts.size,
-              ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
+              annotations: Object.keys(annotations).length > 0 ? annotations : undefined,
             },
             labels: parseLabelArgs(opts.label ?? []),
-          },
+          } satisfies ImageCreate,
         });
         if (opts.json) printJson(image);
         else process.stdout.write(image.name + '\n');
@@ -199,7 +190,7 @@ export function registerImages(program: Command, client: () => BerthClient): voi
     .option('--replace', 'replace all labels with the given ones')
     .option('--json', 'print the image as JSON')
     .action(async (name: string, args: string[], opts: { replace?: boolean; json?: boolean }) => {
-      const image = await client().json<ImageJson>('PATCH', `/v1/images/${seg(name)}`, { json: labelPatch(args, opts.replace) });
+      const image = await client().json<Image>('PATCH', `/v1/images/${seg(name)}`, { json: labelPatch(args, opts.replace) satisfies ImageUpdate });
       if (opts.json) printJson(image);
       else process.stdout.write(`${image.name} ${formatLabels(image.labels)}\n`);
     });
@@ -227,11 +218,11 @@ export function registerImages(program: Command, client: () => BerthClient): voi
       const unpacked = await unpackImage(c, name, opts);
       // The view lives in a lease named after the folder, so unmount finds it and the GC keeps it meanwhile.
       const lease = mountLease(dir);
-      await c.json('POST', '/v1/leases', { json: { id: lease, labels: { 'berth.io/mount': dir, 'berth.io/image': name } } });
+      await c.json('POST', '/v1/leases', { json: { id: lease, labels: { 'berth.io/mount': dir, 'berth.io/image': name } } satisfies LeaseCreate });
       const leased = new BerthClient(c.address, { namespace: c.namespace, lease });
       try {
-        const { mounts } = await leased.json<{ mounts: Mount[] }>('POST', `/v1/snapshotters/${seg(unpacked.snapshotter)}/snapshots/view`, {
-          json: { key: dir, parent: unpacked.chainId },
+        const { mounts } = await leased.json<SnapshotMounts>('POST', `/v1/snapshotters/${seg(unpacked.snapshotter)}/snapshots/view`, {
+          json: { key: dir, parent: unpacked.chainId } satisfies SnapshotCreate,
         });
         await mountAll(mounts, dir);
       } catch (err) {
@@ -264,17 +255,10 @@ export function registerImages(program: Command, client: () => BerthClient): voi
     });
 }
 
-interface UnpackJson {
-  snapshotter: string;
-  chainId: string;
-  unpacked: number;
-  existing: number;
-}
-
 /** Unpacks (or finds unpacked) an image's snapshots. */
-export function unpackImage(c: BerthClient, name: string, opts: { snapshotter?: string; platform?: string }): Promise<UnpackJson> {
-  return c.json<UnpackJson>('POST', `/v1/images/${seg(name)}/unpack`, {
-    json: { ...(opts.snapshotter ? { snapshotter: opts.snapshotter } : {}), ...(opts.platform ? { platform: opts.platform } : {}) },
+export function unpackImage(c: BerthClient, name: string, opts: { snapshotter?: string; platform?: string }): Promise<UnpackResult> {
+  return c.json<UnpackResult>('POST', `/v1/images/${seg(name)}/unpack`, {
+    json: { snapshotter: opts.snapshotter || undefined, platform: opts.platform || undefined } satisfies ImageUnpackRequest,
   });
 }
 

@@ -1,23 +1,15 @@
 // `berth leases ...`: leases in the namespace and the resources they keep.
 import type { Command } from 'commander';
+import { BerthClient, seg } from '../client/http.js';
+import type { Lease, LeaseCreate, LeaseList, Resource, ResourceList } from '../client/types.js';
 import { collect, parseLabelArgs } from './args.js';
-import { BerthClient, seg } from './client.js';
+import { listVerb } from './list.js';
 import { age, formatLabels, printJson, printTable, until } from './table.js';
-
-interface LeaseJson {
-  id: string;
-  createdAt: string;
-  labels: Record<string, string>;
-}
-interface ResourceJson {
-  id: string;
-  type: string;
-}
 
 const expireLabel = 'containerd.io/gc.expire';
 
 /** `TYPE:ID` → a resource; the type has no `:` (`snapshots/overlayfs`), the id may (`sha256:...`). */
-function parseResource(arg: string): ResourceJson {
+function parseResource(arg: string): Resource {
   const i = arg.indexOf(':');
   if (i <= 0 || i === arg.length - 1) {
     throw new Error(`resource ${JSON.stringify(arg)}: expected TYPE:ID, e.g. content:sha256:... or snapshots/overlayfs:KEY`);
@@ -31,25 +23,16 @@ export function registerLeases(program: Command, client: () => BerthClient): voi
     .alias('lease')
     .description('manage leases: what a lease lists (and what that references) is kept by the garbage collector');
 
-  leases
-    .command('ls')
-    .alias('list')
-    .description('list leases')
-    .option('--filter <expr>', 'containerd filter on id or labels.<key> (repeat for OR)', collect)
-    .option('-q, --quiet', 'print only ids')
-    .option('--json', 'print JSON')
-    .action(async (opts: { filter?: string[]; quiet?: boolean; json?: boolean }) => {
-      const { items } = await client().json<{ items: LeaseJson[] }>('GET', '/v1/leases', { query: { filter: opts.filter } });
-      if (opts.json) return printJson(items);
-      if (opts.quiet) return items.forEach((l) => process.stdout.write(l.id + '\n'));
-      printTable(
-        ['ID', 'CREATED', 'EXPIRES', 'LABELS'],
-        items.map((l) => {
-          const { [expireLabel]: expires, ...rest } = l.labels;
-          return [l.id, age(l.createdAt), expires ? until(expires) : 'never', formatLabels(rest)];
-        }),
-      );
-    });
+  listVerb(leases.command('ls').alias('list').description('list leases'), {
+    fetch: (filter) => client().json<LeaseList>('GET', '/v1/leases', { query: { filter } }),
+    filterHelp: 'containerd filter on id or labels.<key> (repeat for OR)',
+    quiet: { help: 'print only ids', key: (l) => l.id },
+    columns: ['ID', 'CREATED', 'EXPIRES', 'LABELS'],
+    row: (l) => {
+      const { [expireLabel]: expires, ...rest } = l.labels;
+      return [l.id, age(l.createdAt), expires ? until(expires) : 'never', formatLabels(rest)];
+    },
+  });
 
   leases
     .command('create')
@@ -60,12 +43,12 @@ export function registerLeases(program: Command, client: () => BerthClient): voi
     .option('--json', 'print the lease as JSON')
     .action(async (opts: { id?: string; expiresIn: string; label?: string[]; json?: boolean }) => {
       const never = /^[+-]?0+(\.0*)?([a-zµμ]+)?$/.test(opts.expiresIn);
-      const lease = await client().json<LeaseJson>('POST', '/v1/leases', {
+      const lease = await client().json<Lease>('POST', '/v1/leases', {
         json: {
-          ...(opts.id ? { id: opts.id } : {}),
+          id: opts.id || undefined,
           labels: parseLabelArgs(opts.label ?? []),
-          ...(never ? {} : { expiresIn: opts.expiresIn }),
-        },
+          expiresIn: never ? undefined : opts.expiresIn,
+        } satisfies LeaseCreate,
       });
       if (opts.json) printJson(lease);
       else process.stdout.write(lease.id + '\n');
@@ -94,7 +77,7 @@ export function registerLeases(program: Command, client: () => BerthClient): voi
       const remove = (opts.remove ?? []).map(parseResource);
       for (const r of add) await client().json('POST', `/v1/leases/${seg(id)}/resources`, { json: r });
       for (const r of remove) await client().json('DELETE', `/v1/leases/${seg(id)}/resources/${seg(r.type)}/${seg(r.id)}`);
-      const { items } = await client().json<{ items: ResourceJson[] }>('GET', `/v1/leases/${seg(id)}/resources`);
+      const { items } = await client().json<ResourceList>('GET', `/v1/leases/${seg(id)}/resources`);
       if (opts.json) return printJson(items);
       printTable(['TYPE', 'ID'], items.map((r) => [r.type, r.id]));
     });

@@ -1,7 +1,7 @@
 // The `berth` command line, in the spirit of containerd's `ctr`.
 import { Command, Option } from 'commander';
+import { ApiError, BerthClient } from '../client/http.js';
 import { defaultAddress } from '../config.js';
-import { ApiError, BerthClient } from './client.js';
 import { registerContainers, separateRunArgs } from './containers.js';
 import { registerContent } from './content.js';
 import { registerEvents } from './events.js';

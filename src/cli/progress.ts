@@ -1,46 +1,9 @@
 // A pull's progress as `berth pull` shows it, built from the pull's event stream: on a terminal
 // one line per blob (kind, short digest, state, a bar, bytes/total) redrawn in place with ANSI
 // escapes, as `ctr images pull` does; otherwise a plain line whenever a blob changes state.
+import type { Pull, PullEvent } from '../client/types.js';
 import { humanSize } from './table.js';
 import { isConfig, isIndex, isLayerType, isManifest } from '../oci/mediatypes.js';
-
-export interface BlobJson {
-  digest: string;
-  mediaType: string;
-  size: number;
-  offset: number;
-  state: string;
-}
-
-export interface PullJson {
-  id: string;
-  ref: string;
-  namespace: string;
-  state: 'running' | 'done' | 'failed' | 'cancelled';
-  error?: { code: string; message: string };
-  image?: string;
-  lease: string;
-  bytesFetched: number;
-  startedAt: string;
-  finishedAt?: string;
-  blobs: BlobJson[];
-  unpacks?: Array<{ snapshotter: string; chainId: string; unpacked: number; existing: number }>;
-}
-
-/** One event of `GET /v1/pulls/{id}/events` (its `data`). */
-export interface PullEventJson {
-  type: string;
-  digest?: string;
-  mediaType?: string;
-  offset?: number;
-  size?: number;
-  ref?: string;
-  image?: string;
-  error?: { code: string; message: string };
-  /** `unpack` events: the layer's snapshot chainID and its state (extracting, unpacked, exists). */
-  chainId?: string;
-  state?: string;
-}
 
 interface Blob {
   digest: string;
@@ -55,7 +18,7 @@ interface Blob {
 const finalStates = new Set(['done', 'failed', 'cancelled']);
 
 /** True for the event that ends a pull (a blob's `done` has a digest; the pull's has none). */
-export function isFinal(e: PullEventJson): boolean {
+export function isFinal(e: PullEvent): boolean {
   return finalStates.has(e.type) && e.digest === undefined;
 }
 
@@ -118,7 +81,7 @@ export class PullProgress {
   }
 
   /** The pull as it was when the stream started (`event: pull`). */
-  view(p: PullJson): void {
+  view(p: Pull): void {
     this.ref = p.ref;
     this.state = p.state;
     this.bytes = p.bytesFetched;
@@ -133,7 +96,7 @@ export class PullProgress {
   }
 
   /** One event of the stream. */
-  event(e: PullEventJson): void {
+  event(e: PullEvent): void {
     if (isFinal(e)) {
       this.state = e.type;
       return this.changed(true);
@@ -186,7 +149,7 @@ export class PullProgress {
   }
 
   /** Draws the last frame (TTY) and restores the cursor. */
-  finish(final?: PullJson): void {
+  finish(final?: Pull): void {
     if (final) {
       this.state = final.state;
       this.bytes = final.bytesFetched;
@@ -212,7 +175,7 @@ export class PullProgress {
     this.opts.out.write(`${kind ? `${kind} ` : ''}${shortDigest(b.digest)} ${what}\n`);
   }
 
-  private blob(e: PullEventJson): Blob {
+  private blob(e: PullEvent): Blob {
     let b = this.blobs.get(e.digest!);
     if (!b) {
       b = { digest: e.digest!, size: e.size ?? 0, offset: 0, state: 'waiting' };

@@ -1,16 +1,17 @@
 // `berth pull REF` (start a pull and follow its event stream to the end) and `berth pulls
 // ls|get|cancel` (pulls as resources).
 import type { Command } from 'commander';
-import { collect } from './args.js';
-import { ApiError, BerthClient, seg } from './client.js';
+import { ApiError, BerthClient, seg } from '../client/http.js';
+import type { Pull, PullEvent, PullList, PullRequest } from '../client/types.js';
 import { readSse } from './events.js';
-import { blobKind, isFinal, PullProgress, rate, shortDigest, type PullEventJson, type PullJson } from './progress.js';
+import { listVerb } from './list.js';
+import { blobKind, isFinal, PullProgress, rate, shortDigest } from './progress.js';
 import { age, humanSize, printJson, printTable } from './table.js';
 
-const durationMs = (p: PullJson): number => (p.finishedAt ? Date.parse(p.finishedAt) : Date.now()) - Date.parse(p.startedAt);
+const durationMs = (p: Pull): number => (p.finishedAt ? Date.parse(p.finishedAt) : Date.now()) - Date.parse(p.startedAt);
 
 /** `fetched 8.0 MiB in 0.31 s (27.1 MB/s); 5 blobs, 2 already stored` */
-export function summary(p: PullJson): string {
+export function summary(p: Pull): string {
   const stored = p.blobs.filter((b) => b.state === 'exists').length;
   const unpacked = (p.unpacks ?? []).map(
     (u) => `; unpacked into ${u.snapshotter} as ${shortDigest(u.chainId)} (${u.unpacked} layer${u.unpacked === 1 ? '' : 's'} extracted${u.existing ? `, ${u.existing} there already` : ''})`,
@@ -22,7 +23,7 @@ export function summary(p: PullJson): string {
 }
 
 /** Follows a pull's event stream until its final event; the pull's final state. */
-async function follow(c: BerthClient, id: string, progress: PullProgress | undefined, signal: AbortSignal): Promise<PullJson> {
+async function follow(c: BerthClient, id: string, progress: PullProgress | undefined, signal: AbortSignal): Promise<Pull> {
   // The server sends a keep-alive every 15 s: a minute of silence means it is gone.
   const res = await c.send('GET', `/v1/pulls/${seg(id)}/events`, { bodyTimeout: 60_000, signal });
   let ended = false;
@@ -30,8 +31,8 @@ async function follow(c: BerthClient, id: string, progress: PullProgress | undef
   try {
     await readSse(res.body, (event, data) => {
       if (ended) return;
-      if (event === 'pull') return progress?.view(JSON.parse(data) as PullJson);
-      const e = JSON.parse(data) as PullEventJson;
+      if (event === 'pull') return progress?.view(JSON.parse(data) as Pull);
+      const e = JSON.parse(data) as PullEvent;
       progress?.event(e);
       if (isFinal(e)) ended = true;
     });
@@ -40,7 +41,7 @@ async function follow(c: BerthClient, id: string, progress: PullProgress | undef
     why = (err as Error).message;
   }
   if (!ended) throw new ApiError(0, 'unavailable', `lost the event stream of pull ${id} from ${c.address}: ${why}`);
-  return c.json<PullJson>('GET', `/v1/pulls/${seg(id)}`);
+  return c.json<Pull>('GET', `/v1/pulls/${seg(id)}`);
 }
 
 export interface PullOptions {
@@ -56,16 +57,16 @@ export interface PullOptions {
  * Starts a pull and follows it with progress to its end: its final state when done; undefined
  * when interrupted (the pull is cancelled on the server, exit code 130); throws when it failed.
  */
-export async function pullImage(c: BerthClient, ref: string, opts: PullOptions): Promise<PullJson | undefined> {
+export async function pullImage(c: BerthClient, ref: string, opts: PullOptions): Promise<Pull | undefined> {
   const unpack = opts.unpack !== false;
-  const started = await c.json<PullJson>('POST', '/v1/pulls', {
+  const started = await c.json<Pull>('POST', '/v1/pulls', {
     json: {
       ref,
-      ...(opts.platform ? { platform: opts.platform } : {}),
-      ...(opts.allPlatforms ? { allPlatforms: true } : {}),
-      ...(unpack ? { unpack: true } : {}),
-      ...(unpack && opts.snapshotter ? { snapshotter: opts.snapshotter } : {}),
-    },
+      platform: opts.platform || undefined,
+      allPlatforms: opts.allPlatforms || undefined,
+      unpack: unpack || undefined,
+      snapshotter: (unpack && opts.snapshotter) || undefined,
+    } satisfies PullRequest,
   });
   const out = process.stdout;
   const progress = opts.json
@@ -79,7 +80,7 @@ export async function pullImage(c: BerthClient, ref: string, opts: PullOptions):
   };
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
-  let final: PullJson;
+  let final: Pull;
   try {
     final = await follow(c, started.id, progress, abort.signal);
   } catch (err) {
@@ -88,7 +89,7 @@ export async function pullImage(c: BerthClient, ref: string, opts: PullOptions):
       throw err;
     }
     // Interrupted: cancel the pull on the server (what it fetched stays there, for the next pull).
-    final = await c.json<PullJson>('DELETE', `/v1/pulls/${seg(started.id)}`);
+    final = await c.json<Pull>('DELETE', `/v1/pulls/${seg(started.id)}`);
     progress?.finish(final);
     if (!opts.json) process.stderr.write(`berth: pull ${started.id} cancelled: what was fetched is kept; pull again to resume\n`);
     else printJson(final);
@@ -129,37 +130,28 @@ export function registerPulls(program: Command, client: () => BerthClient): void
 
   const pulls = program.command('pulls').description('pulls in the namespace (running, and ended since the server started)');
 
-  pulls
-    .command('ls')
-    .alias('list')
-    .description('list pulls')
-    .option('--filter <expr>', 'containerd filter on id, ref, state, image, lease, e.g. state==running (repeat for OR)', collect)
-    .option('-q, --quiet', 'print only ids')
-    .option('--json', 'print JSON')
-    .action(async (opts: { filter?: string[]; quiet?: boolean; json?: boolean }) => {
-      const { items } = await client().json<{ items: PullJson[] }>('GET', '/v1/pulls', { query: { filter: opts.filter } });
-      if (opts.json) return printJson(items);
-      if (opts.quiet) return items.forEach((p) => process.stdout.write(p.id + '\n'));
-      printTable(
-        ['ID', 'REF', 'STATE', 'BLOBS', 'FETCHED', 'STARTED', 'ERROR'],
-        items.map((p) => [
-          p.id,
-          p.ref,
-          p.state,
-          `${p.blobs.filter((b) => b.state === 'done' || b.state === 'exists').length}/${p.blobs.length}`,
-          humanSize(p.bytesFetched),
-          age(p.startedAt),
-          p.error?.message ?? '-',
-        ]),
-      );
-    });
+  listVerb(pulls.command('ls').alias('list').description('list pulls'), {
+    fetch: (filter) => client().json<PullList>('GET', '/v1/pulls', { query: { filter } }),
+    filterHelp: 'containerd filter on id, ref, state, image, lease, e.g. state==running (repeat for OR)',
+    quiet: { help: 'print only ids', key: (p) => p.id },
+    columns: ['ID', 'REF', 'STATE', 'BLOBS', 'FETCHED', 'STARTED', 'ERROR'],
+    row: (p) => [
+      p.id,
+      p.ref,
+      p.state,
+      `${p.blobs.filter((b) => b.state === 'done' || b.state === 'exists').length}/${p.blobs.length}`,
+      humanSize(p.bytesFetched),
+      age(p.startedAt),
+      p.error?.message ?? '-',
+    ],
+  });
 
   pulls
     .command('get <id>')
     .description('show one pull and its blobs')
     .option('--json', 'print JSON')
     .action(async (id: string, opts: { json?: boolean }) => {
-      const p = await client().json<PullJson>('GET', `/v1/pulls/${seg(id)}`);
+      const p = await client().json<Pull>('GET', `/v1/pulls/${seg(id)}`);
       if (opts.json) return printJson(p);
       const lines: Array<[string, string]> = [
         ['id', p.id],
@@ -187,7 +179,7 @@ export function registerPulls(program: Command, client: () => BerthClient): void
     .description('cancel running pulls (what they fetched is kept: pulling again resumes it)')
     .action(async (ids: string[]) => {
       for (const id of ids) {
-        const p = await client().json<PullJson>('DELETE', `/v1/pulls/${seg(id)}`);
+        const p = await client().json<Pull>('DELETE', `/v1/pulls/${seg(id)}`);
         process.stdout.write(`${p.id} ${p.state}\n`);
       }
     });

@@ -1,25 +1,23 @@
 // `berth snapshots ...`: the snapshots of one snapshotter in the namespace (ctr snapshots).
 import type { Command } from 'commander';
+import { BerthClient, seg } from '../client/http.js';
+import type {
+  Mount,
+  Snapshot,
+  SnapshotCommit,
+  SnapshotCreate,
+  SnapshotList,
+  SnapshotMounts,
+  SnapshotterList,
+  SnapshotUpdate,
+  SnapshotUsage,
+} from '../client/types.js';
 import { collect, labelPatch, parseLabelArgs } from './args.js';
-import { BerthClient, seg } from './client.js';
+import { listVerb } from './list.js';
 import { age, formatLabels, humanSize, printJson, printTable } from './table.js';
 
-interface SnapshotJson {
-  kind: 'active' | 'view' | 'committed';
-  name: string;
-  parent?: string;
-  labels: Record<string, string>;
-  createdAt: string;
-  updatedAt: string;
-}
-interface MountJson {
-  type: string;
-  source: string;
-  options: string[];
-}
-
 /** `mount -t TYPE SOURCE TARGET -o OPTIONS`, as ctr snapshots mounts prints them. */
-export function mountCommand(m: MountJson, target: string): string {
+export function mountCommand(m: Mount, target: string): string {
   return `mount -t ${m.type} ${m.source} ${target}${m.options.length ? ` -o ${m.options.join(',')}` : ''}`;
 }
 
@@ -35,29 +33,22 @@ export function registerSnapshots(program: Command, client: () => BerthClient): 
   };
   const path = async (cmd: Command, ...rest: string[]) =>
     ['/v1/snapshotters', seg(await base(cmd)), 'snapshots', ...rest.map(seg)].join('/');
-  const list = async (cmd: Command, filter?: string[]) =>
-    (await client().json<{ items: SnapshotJson[] }>('GET', await path(cmd), { query: { filter } })).items;
+  const list = async (cmd: Command, filter?: string[]) => client().json<SnapshotList>('GET', await path(cmd), { query: { filter } });
 
-  snapshots
-    .command('ls')
-    .alias('list')
-    .description('list snapshots')
-    .option('--filter <expr>', 'containerd filter on kind, name, parent, labels.<key> (repeat for OR)', collect)
-    .option('-q, --quiet', 'print only keys')
-    .option('--json', 'print JSON')
-    .action(async (opts: { filter?: string[]; quiet?: boolean; json?: boolean }, cmd: Command) => {
-      const items = await list(cmd, opts.filter);
-      if (opts.json) return printJson(items);
-      if (opts.quiet) return items.forEach((s) => process.stdout.write(s.name + '\n'));
-      printTable(['KEY', 'PARENT', 'KIND', 'CREATED'], items.map((s) => [s.name, s.parent ?? '', s.kind, age(s.createdAt)]));
-    });
+  listVerb(snapshots.command('ls').alias('list').description('list snapshots'), {
+    fetch: (filter, cmd) => list(cmd, filter),
+    filterHelp: 'containerd filter on kind, name, parent, labels.<key> (repeat for OR)',
+    quiet: { help: 'print only keys', key: (s) => s.name },
+    columns: ['KEY', 'PARENT', 'KIND', 'CREATED'],
+    row: (s) => [s.name, s.parent ?? '', s.kind, age(s.createdAt)],
+  });
 
   snapshots
     .command('tree')
     .description('show snapshots as a tree of parents and children')
     .action(async (_opts: unknown, cmd: Command) => {
-      const items = await list(cmd);
-      const children = new Map<string, SnapshotJson[]>();
+      const { items } = await list(cmd);
+      const children = new Map<string, Snapshot[]>();
       for (const s of items) children.set(s.parent ?? '', [...(children.get(s.parent ?? '') ?? []), s]);
       const print = (parent: string, indent: string) => {
         for (const s of children.get(parent) ?? []) {
@@ -71,17 +62,17 @@ export function registerSnapshots(program: Command, client: () => BerthClient): 
   snapshots
     .command('info <key>')
     .description('show one snapshot as JSON')
-    .action(async (key: string, _opts: unknown, cmd: Command) => printJson(await client().json('GET', await path(cmd, key))));
+    .action(async (key: string, _opts: unknown, cmd: Command) => printJson(await client().json<Snapshot>('GET', await path(cmd, key))));
 
   snapshots
     .command('usage [key...]')
     .description('disk use of snapshots (all when no key is given)')
     .option('--json', 'print JSON')
     .action(async (keys: string[], opts: { json?: boolean }, cmd: Command) => {
-      const names = keys.length ? keys : (await list(cmd)).map((s) => s.name);
-      const rows: Array<{ key: string; size: number; inodes: number }> = [];
+      const names = keys.length ? keys : (await list(cmd)).items.map((s) => s.name);
+      const rows: Array<SnapshotUsage & { key: string }> = [];
       for (const key of names) {
-        rows.push({ key, ...(await client().json<{ size: number; inodes: number }>('GET', await path(cmd, key, 'usage'))) });
+        rows.push({ key, ...(await client().json<SnapshotUsage>('GET', await path(cmd, key, 'usage'))) });
       }
       if (opts.json) return printJson(rows);
       printTable(['KEY', 'SIZE', 'INODES'], rows.map((r) => [r.key, humanSize(r.size), String(r.inodes)]));
@@ -103,7 +94,7 @@ export function registerSnapshots(program: Command, client: () => BerthClient): 
     .description('print the mount command that shows an active snapshot or view at TARGET')
     .option('--json', 'print the mounts as JSON')
     .action(async (target: string, key: string, opts: { json?: boolean }, cmd: Command) => {
-      const { mounts } = await client().json<{ mounts: MountJson[] }>('GET', await path(cmd, key, 'mounts'));
+      const { mounts } = await client().json<SnapshotMounts>('GET', await path(cmd, key, 'mounts'));
       if (opts.json) return printJson(mounts);
       for (const m of mounts) process.stdout.write(mountCommand(m, target) + '\n');
     });
@@ -119,8 +110,8 @@ export function registerSnapshots(program: Command, client: () => BerthClient): 
       .option('--label <k=v>', 'label the snapshot (repeatable)', collect)
       .option('--json', 'print the mounts as JSON')
       .action(async (key: string, parent: string | undefined, opts: { target: string; label?: string[]; json?: boolean }, cmd: Command) => {
-        const { mounts } = await client().json<{ mounts: MountJson[] }>('POST', await path(cmd, how), {
-          json: { key, ...(parent ? { parent } : {}), labels: parseLabelArgs(opts.label ?? []) },
+        const { mounts } = await client().json<SnapshotMounts>('POST', await path(cmd, how), {
+          json: { key, parent: parent || undefined, labels: parseLabelArgs(opts.label ?? []) } satisfies SnapshotCreate,
         });
         if (opts.json) return printJson(mounts);
         for (const m of mounts) process.stdout.write(mountCommand(m, opts.target) + '\n');
@@ -132,7 +123,7 @@ export function registerSnapshots(program: Command, client: () => BerthClient): 
     .description('freeze the active snapshot KEY as the committed snapshot NAME')
     .option('--label <k=v>', 'label the committed snapshot (repeatable)', collect)
     .action(async (name: string, key: string, opts: { label?: string[] }, cmd: Command) => {
-      await client().json('POST', await path(cmd, 'commit'), { json: { name, key, labels: parseLabelArgs(opts.label ?? []) } });
+      await client().json('POST', await path(cmd, 'commit'), { json: { name, key, labels: parseLabelArgs(opts.label ?? []) } satisfies SnapshotCommit });
       process.stdout.write(name + '\n');
     });
 
@@ -141,14 +132,14 @@ export function registerSnapshots(program: Command, client: () => BerthClient): 
     .description('set (k=v) or remove (k=) labels of a snapshot')
     .option('--replace', 'replace all labels with the ones given')
     .action(async (key: string, labels: string[], opts: { replace?: boolean }, cmd: Command) => {
-      const info = await client().json<SnapshotJson>('PATCH', await path(cmd, key), { json: labelPatch(labels, opts.replace) });
+      const info = await client().json<Snapshot>('PATCH', await path(cmd, key), { json: labelPatch(labels, opts.replace) satisfies SnapshotUpdate });
       process.stdout.write(formatLabels(info.labels) + '\n');
     });
 }
 
 /** The server's default snapshotter. */
 export async function defaultSnapshotter(client: BerthClient): Promise<string> {
-  const { items } = await client.json<{ items: Array<{ name: string; default: boolean }> }>('GET', '/v1/snapshotters');
+  const { items } = await client.json<SnapshotterList>('GET', '/v1/snapshotters');
   const found = items.find((s) => s.default);
   if (!found) throw new Error('the server has no snapshotter loaded (see berth plugins ls)');
   return found.name;

@@ -3,9 +3,8 @@
 // always a GC root and keeps its snapshot; the process that runs in it is a task (runtime/).
 import { alreadyExists, invalidArgument, notFound } from '../../store/errors.js';
 import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
-import { applyLabelPaths, withoutEmpty } from '../oci/labels.js';
+import { applyLabelPaths, type Labels, withoutEmpty } from '../oci/labels.js';
 import { formatTimestamp, parseTimestamp } from '../oci/time.js';
-import type { Labels } from '../oci/labels.js';
 import { checkNamespace, type OpContext } from './context.js';
 import { nsKey, type ContainerRecord, type MetadataDB } from './db.js';
 import { ensureNamespace } from './namespaces.js';

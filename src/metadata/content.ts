@@ -2,15 +2,16 @@
 // shared on disk; each namespace sees those it has a record of. Writers use backend refs of
 // the form `<ns>/<seq>/<ref>` so namespaces never share an ingest, and a digest another
 // namespace holds can be adopted without sending its bytes again (the sharing policy).
-import { alreadyExists, errorCode, failedPrecondition, notFound } from '../../store/errors.js';
+import type { Readable } from 'node:stream';
+import { alreadyExists, errorCode, failedPrecondition, invalidArgument, isNotFound, notFound } from '../../store/errors.js';
 import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
-import { validateRef, type LocalStore } from '../../store/index.js';
-import { applyLabelPaths, withoutEmpty } from '../oci/labels.js';
+import { followedName, validateRef, type FollowOptions, type LocalStore } from '../../store/index.js';
+import { applyLabelPaths, type Labels, withoutEmpty } from '../oci/labels.js';
 import { formatTimestamp, parseTimestamp } from '../oci/time.js';
 import type { CommitOptions, Info, ReaderAt, Status, Writer, WriterOptions } from '../../store/types.js';
-import type { Labels } from '../oci/labels.js';
 import { checkNamespace, type OpContext } from './context.js';
-import { nsKey, type BlobRecord, type IngestRecord, type MetadataDB, type Tx } from './db.js';
+import { nsKey, type BlobRecord, type IngestRecord, type MetadataDB } from './db.js';
+import { type Tx } from '../level/tx.js';
 import { attachToLease, detachFromLease } from './leases.js';
 import { ensureNamespace } from './namespaces.js';
 import { validateLabels } from './validate.js';
@@ -159,9 +160,30 @@ export class MetadataContentStore {
     });
   }
 
-  /** The file an ingest's bytes go to (for the unpacker, which reads a layer as it downloads). */
-  async ingestDataPath(ctx: OpContext, ref: string): Promise<string> {
-    return this.backend.ingestDataPath(await this.backendRef(ctx, ref));
+  /**
+   * LocalStore.follow in this namespace: blob `opts.digest` when the namespace holds it (complete
+   * already, so read rather than any ingest), else ingest `opts.ref` as it is written, ending once
+   * committed. An adopted ingest has no bytes of its own to follow: it is not_found until its
+   * commit gives the namespace the blob.
+   */
+  async follow(ctx: OpContext, opts: FollowOptions): Promise<Readable> {
+    const ns = checkNamespace(ctx);
+    const { ref, digest, ...from } = opts;
+    if (ref === undefined && digest === undefined) throw invalidArgument('follow needs an ingest ref or a digest');
+    const held = async () => digest !== undefined && (await this.db.blobs.get(nsKey(ns, digest))) !== undefined;
+    if (ref !== undefined && !(await held())) {
+      validateRef(ref);
+      const record = await this.db.ingests.get(nsKey(ns, ref));
+      if (record && !record.shared) {
+        try {
+          return await this.backend.follow({ ...from, ref: record.bref });
+        } catch (err) {
+          if (!isNotFound(err)) throw err; // gone: committed since we looked, perhaps
+        }
+      }
+    }
+    if (await held()) return this.backend.follow({ ...from, digest });
+    throw notFound(`${followedName(opts)}: not found`);
   }
 
   /** The backend ref of an ingest (for tests and diagnostics). */

@@ -3,11 +3,11 @@
 // and migrated at open. Every change is one atomic batch written through `update`, which
 // serialises writers (LevelDB has no transactions) and tells listeners (the GC scheduler).
 import { Level } from 'level';
-import type { AbstractSublevel } from 'abstract-level';
 import { failedPrecondition } from '../../store/errors.js';
 import type { Labels } from '../oci/labels.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { Mutex } from './mutex.js';
+import { Mutex } from '../level/mutex.js';
+import { Tx, type Sub } from '../level/tx.js';
 
 export const schemaVersion = 2;
 
@@ -89,7 +89,6 @@ export interface LeaseRecord {
   resources: LeaseResources;
 }
 
-export type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 
 /** `<ns>/<key>`: namespaces are identifiers, so `/` cannot occur in them. */
 export const nsKey = (ns: string, key: string): string => `${ns}/${key}`;
@@ -99,50 +98,6 @@ export const nsRange = (ns: string) => ({ gt: `${ns}/`, lt: `${ns}0` });
 export function splitNsKey(k: string): [string, string] {
   const i = k.indexOf('/');
   return [k.slice(0, i), k.slice(i + 1)];
-}
-
-type Op =
-  | { type: 'put'; sublevel: Sub<unknown>; key: string; value: unknown }
-  | { type: 'del'; sublevel: Sub<unknown>; key: string };
-
-/**
- * One write transaction: reads see the store plus this transaction's own writes; the writes
- * become one batch when the function returns.
- */
-export class Tx {
-  readonly ops: Op[] = [];
-  private readonly pending = new Map<Sub<unknown>, Map<string, unknown>>();
-  /** Something was deleted: the GC scheduler counts these. */
-  dirty = false;
-  /** The earliest expiry this transaction wrote (a lease, image or ingest): when GC has work. */
-  expiresAt: Date | undefined;
-
-  /** Notes that something written here stops being a GC root at `at`. */
-  noteExpiry(at: Date | undefined): void {
-    if (at && (!this.expiresAt || at < this.expiresAt)) this.expiresAt = at;
-  }
-
-  async get<V>(sub: Sub<V>, key: string): Promise<V | undefined> {
-    const mine = this.pending.get(sub as Sub<unknown>);
-    if (mine?.has(key)) return mine.get(key) as V | undefined;
-    return sub.get(key);
-  }
-
-  put<V>(sub: Sub<V>, key: string, value: V): void {
-    this.ops.push({ type: 'put', sublevel: sub as Sub<unknown>, key, value });
-    this.pendingOf(sub).set(key, value);
-  }
-
-  del<V>(sub: Sub<V>, key: string): void {
-    this.ops.push({ type: 'del', sublevel: sub as Sub<unknown>, key });
-    this.pendingOf(sub).set(key, undefined);
-  }
-
-  private pendingOf<V>(sub: Sub<V>): Map<string, unknown> {
-    let m = this.pending.get(sub as Sub<unknown>);
-    if (!m) this.pending.set(sub as Sub<unknown>, (m = new Map()));
-    return m;
-  }
 }
 
 export type MutationListener = (event: { dirty: boolean; expiresAt?: Date }) => void;

@@ -3,11 +3,11 @@
 import { alreadyExists, invalidArgument, notFound } from '../../store/errors.js';
 import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
 import { parseDigest } from '../../store/digest.js';
-import { applyLabelPaths, withoutEmpty } from '../oci/labels.js';
+import { applyLabelPaths, type Labels, withoutEmpty } from '../oci/labels.js';
 import { formatTimestamp, parseTimestamp } from '../oci/time.js';
-import type { Labels } from '../oci/labels.js';
 import { checkNamespace, type OpContext } from './context.js';
-import { nsKey, type ImageRecord, type MetadataDB, type Tx } from './db.js';
+import { nsKey, type ImageRecord, type MetadataDB } from './db.js';
+import { type Tx } from '../level/tx.js';
 import { type Descriptor } from '../oci/descriptor.js';
 import { attachToLease, detachFromLease, expireLabel } from './leases.js';
 import { ensureNamespace } from './namespaces.js';

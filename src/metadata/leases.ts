@@ -5,11 +5,11 @@ import { randomBytes } from 'node:crypto';
 import { alreadyExists, BerthError, invalidArgument, notFound } from '../../store/errors.js';
 import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
 import { parseDigest } from '../../store/digest.js';
-import { withoutEmpty } from '../oci/labels.js';
+import { type Labels, withoutEmpty } from '../oci/labels.js';
 import { formatTimestamp, parseTimestamp } from '../oci/time.js';
-import type { Labels } from '../oci/labels.js';
 import { checkNamespace, type OpContext } from './context.js';
-import { nsKey, type LeaseRecord, type LeaseResources, type MetadataDB, type Tx } from './db.js';
+import { nsKey, type LeaseRecord, type LeaseResources, type MetadataDB } from './db.js';
+import { type Tx } from '../level/tx.js';
 import { ensureNamespace } from './namespaces.js';
 import { validateIdentifier } from './validate.js';
 

@@ -4,7 +4,8 @@
 import type { LocalStore } from '../../store/index.js';
 import type { Labels } from '../oci/labels.js';
 import { formatTimestamp } from '../oci/time.js';
-import { nsKey, type Migrations, type Sub } from './db.js';
+import { nsKey, type Migrations } from './db.js';
+import { type Sub } from '../level/tx.js';
 import { defaultNamespace } from './context.js';
 
 export function migrations(backend: LocalStore): Migrations {

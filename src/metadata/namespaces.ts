@@ -4,9 +4,9 @@
 import { alreadyExists, failedPrecondition, notFound } from '../../store/errors.js';
 import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
 import { formatTimestamp, parseTimestamp } from '../oci/time.js';
-import { applyLabelPaths, withoutEmpty } from '../oci/labels.js';
-import type { Labels } from '../oci/labels.js';
-import { nsRange, type MetadataDB, type NamespaceRecord, type Tx } from './db.js';
+import { applyLabelPaths, type Labels, withoutEmpty } from '../oci/labels.js';
+import { nsRange, type MetadataDB, type NamespaceRecord } from './db.js';
+import { type Tx } from '../level/tx.js';
 import { validateIdentifier, validateLabels } from './validate.js';
 
 export interface Namespace {

@@ -7,12 +7,12 @@
 // user: backend keys are per namespace); the GC's backend cleanup catches what a crash left.
 import { alreadyExists, BerthError, failedPrecondition, invalidArgument, isNotFound, notFound } from '../../store/errors.js';
 import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
-import { applyLabelPaths, withoutEmpty } from '../oci/labels.js';
+import { applyLabelPaths, type Labels, withoutEmpty } from '../oci/labels.js';
 import { formatTimestamp, parseTimestamp } from '../oci/time.js';
-import type { Labels } from '../oci/labels.js';
 import { inheritedLabels, type Mount, type SnapshotInfo, type SnapshotOptions, type Snapshotter, type Usage } from '../snapshots/types.js';
 import { checkNamespace, type OpContext } from './context.js';
-import { nsKey, splitNsKey, type MetadataDB, type SnapshotRecord, type Tx } from './db.js';
+import { nsKey, splitNsKey, type MetadataDB, type SnapshotRecord } from './db.js';
+import { type Tx } from '../level/tx.js';
 import { attachToLease, detachFromLease } from './leases.js';
 import { ensureNamespace } from './namespaces.js';
 import { validateLabels } from './validate.js';

@@ -1,5 +1,6 @@
 // Plugin io.berth.service.v1 "pulls": the registry client (hosts, credentials, tokens) and the
-// pull manager over the metadata stores, with the unpacker that turns layers into snapshots.
+// pull manager over the metadata stores, with the unpacker that turns layers into snapshots, and
+// the pulls service the API calls.
 import type { EventBus } from '../events/bus.js';
 import { Authorizer, type Credentials } from '../remotes/auth.js';
 import { RegistryClient } from '../remotes/client.js';
@@ -9,6 +10,7 @@ import { fetchToken } from '../remotes/token.js';
 import { BlobFetcher } from '../pull/fetch.js';
 import { PullManager } from '../pull/manager.js';
 import type { ImageService } from '../services/images.js';
+import { PullService } from '../services/pulls.js';
 import type { SnapshotService } from '../services/snapshots.js';
 import { UnpackService } from '../services/unpack.js';
 import { Unpacker } from '../unpack/unpacker.js';
@@ -20,12 +22,12 @@ import { serviceType } from './services.js';
 
 export interface Pulls {
   manager: PullManager;
+  /** What the pull routes call: the manager's pulls, per namespace, with filters. */
+  service: PullService;
   /** Unpacks images into snapshots (absent when no snapshotter loaded). */
   unpacker?: Unpacker;
   /** Unpacks stored images (POST /v1/images/{name}/unpack, containers); with the unpacker. */
   unpack?: UnpackService;
-  /** The snapshotter unpacking uses when a request names none. */
-  defaultSnapshotter?: string;
   resolver: Resolver;
   client: RegistryClient;
 }
@@ -74,7 +76,8 @@ export const pullPlugin: Registration<Pulls> = {
       unpacker && snapshots
         ? new UnpackService(ctx.get<ImageService>(serviceType, 'images'), content, leases, unpacker, snapshots.defaultSnapshotter)
         : undefined;
-    return { manager, resolver, client, unpacker, unpack, defaultSnapshotter: snapshots?.defaultSnapshotter };
+    const service = new PullService(manager, snapshots?.defaultSnapshotter);
+    return { manager, service, resolver, client, unpacker, unpack };
   },
   close: (p) => p.client.close(),
 };

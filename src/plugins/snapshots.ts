@@ -42,8 +42,8 @@ export function proxySnapshotterPlugin(name: string, cfg: ProxyPluginConfig): Re
     id: name,
     async init(ctx) {
       const address = cfg.address.startsWith('unix://') ? cfg.address : `unix://${cfg.address}`;
-      // The CLI's client is berth's API client; loaded only when a proxy is configured.
-      const { BerthClient } = await import('../cli/client.js');
+      // berth's API client, loaded only when a proxy is configured.
+      const { BerthClient } = await import('../client/http.js');
       const client = new BerthClient(address, { namespace: cfg.namespace ?? 'berth-proxy' });
       const sn = new ProxySnapshotter(client, cfg.snapshotter ?? name, address);
       try {

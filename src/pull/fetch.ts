@@ -13,10 +13,24 @@ import { writeStream } from '../../store/copy.js';
 import { ingestRef } from './children.js';
 
 export interface FetchProgress {
-  /** The blob is being downloaded into `dataPath`; `offset` is where this attempt started. */
-  started(offset: number, dataPath: string): void;
+  /**
+   * An attempt at the blob started at `offset`; its ingest is open for writing, so it can be
+   * followed through the content store.
+   */
+  started(offset: number): void;
   /** `bytes` more arrived and are on disk. */
   wrote(bytes: number): void;
+}
+
+/** One blob to make present in the context's namespace (and lease), and who hears how it goes. */
+export interface FetchRequest {
+  ctx: OpContext;
+  ref: ImageReference;
+  desc: Descriptor;
+  /** Labels for the committed blob. */
+  labels: Record<string, string>;
+  progress: FetchProgress;
+  signal?: AbortSignal;
 }
 
 export type FetchOutcome = 'fetched' | 'exists';
@@ -39,18 +53,9 @@ export class BlobFetcher {
     this.attempts = opts.attempts ?? 5;
   }
 
-  /**
-   * Makes `desc` present in the context's namespace (and lease): fetched, or already there.
-   * `labels` go on the committed blob.
-   */
-  async fetch(
-    ctx: OpContext,
-    ref: ImageReference,
-    desc: Descriptor,
-    labels: Record<string, string>,
-    progress: FetchProgress,
-    signal?: AbortSignal,
-  ): Promise<FetchOutcome> {
+  /** Makes the blob present: fetched, or already there. */
+  async fetch(req: FetchRequest): Promise<FetchOutcome> {
+    const { desc, signal } = req;
     if (desc.size <= 0) {
       throw new BerthError('invalid_argument', `unable to fetch descriptor (${desc.digest}) which reports content size of zero`);
     }
@@ -62,7 +67,7 @@ export class BlobFetcher {
       await waitUnlessAborted(flight.catch(() => {}), signal);
     }
     let outcome: FetchOutcome = 'exists';
-    const flight = this.download(ctx, ref, desc, labels, progress, signal).then((o) => {
+    const flight = this.download(req).then((o) => {
       outcome = o;
     });
     this.flights.set(desc.digest, flight);
@@ -74,14 +79,7 @@ export class BlobFetcher {
     return outcome;
   }
 
-  private download(
-    ctx: OpContext,
-    ref: ImageReference,
-    desc: Descriptor,
-    labels: Record<string, string>,
-    progress: FetchProgress,
-    signal?: AbortSignal,
-  ): Promise<FetchOutcome> {
+  private download({ ctx, ref, desc, labels, progress, signal }: FetchRequest): Promise<FetchOutcome> {
     return withSpan('pull.fetch', { 'berth.digest': desc.digest, 'berth.size': desc.size }, async (span) => {
       let writer;
       try {
@@ -92,12 +90,11 @@ export class BlobFetcher {
       }
       try {
         const resumedFrom = writer.status().offset;
-        const dataPath = await this.content.ingestDataPath(ctx, ingestRef(desc));
         span.setAttribute('berth.resumed_offset', resumedFrom);
         let fetched = false;
         for (let attempt = 1; writer.status().offset < desc.size; attempt++) {
           const offset = writer.status().offset;
-          progress.started(offset, dataPath);
+          progress.started(offset);
           fetched = true;
           try {
             const body = await this.resolver.fetch(ref, desc, offset, signal);
@@ -133,7 +130,7 @@ export class BlobFetcher {
 }
 
 /** Resolves with `p`, or rejects with the signal's reason as soon as it aborts. */
-function waitUnlessAborted(p: Promise<void>, signal?: AbortSignal): Promise<void> {
+export function waitUnlessAborted(p: Promise<void>, signal?: AbortSignal): Promise<void> {
   if (!signal) return p;
   signal.throwIfAborted();
   return new Promise((resolve, reject) => {

@@ -20,11 +20,10 @@ import type { Descriptor } from '../oci/descriptor.js';
 import type { Resolver } from '../remotes/resolver.js';
 import { withSpan } from '../../store/telemetry.js';
 import { readBlob } from '../../store/copy.js';
-import { isLayerType } from '../oci/mediatypes.js';
+import { isIndex, isLayerType, isManifest } from '../oci/mediatypes.js';
 import type { Unpacker, UnpackResult } from '../unpack/unpacker.js';
 import { childGcLabels } from './children.js';
 import { childrenOf } from '../oci/children.js';
-import { isIndex, isManifest } from '../oci/mediatypes.js';
 import { BlobFeed } from './feed.js';
 import type { BlobFetcher } from './fetch.js';
 
@@ -295,20 +294,16 @@ export class PullManager {
     };
     const layers = (manifest.layers ?? []).filter((l) => isLayerType(l.mediaType));
     const rest = children.filter((c) => c.digest !== config.digest && !layers.some((l) => l.digest === c.digest));
-    const feeds = new Map(layers.map((l) => [l.digest, new BlobFeed(l.digest, l.size)]));
+    const feeds = new Map(layers.map((l) => [l.digest, new BlobFeed(this.content, ctx, l)]));
     const stop = new AbortController();
     const unpackSignal = AbortSignal.any([signal, stop.signal]);
-    const content = this.content;
     const unpacking = this.unpacker!.unpack(ctx, {
       config,
       layers,
       diffIds: configJson.rootfs?.diff_ids ?? [],
       snapshotter: pull.request.unpack!.snapshotter,
       signal: unpackSignal,
-      source: (desc, s) =>
-        feeds.get(desc.digest)!.bytes(async function* (this: void) {
-          yield* (await content.readerAt(ctx, desc.digest)).stream();
-        }, s),
+      source: (desc, s) => feeds.get(desc.digest)!.bytes(s),
       onLayer: (e) => pull.emit('unpack', e),
     });
     // A failed unpack fails the pull: the downloads stop too (what they fetched stays, resumable).
@@ -334,30 +329,29 @@ export class PullManager {
     const blob = pull.blob(desc);
     const source = { [`containerd.io/distribution.source.${ref.domain}`]: ref.path };
     try {
-      const outcome = await this.fetcher.fetch(
+      const outcome = await this.fetcher.fetch({
         ctx,
         ref,
         desc,
-        source,
-        {
-          started: (offset, dataPath) => {
-            feed?.started(offset, dataPath);
+        labels: source,
+        progress: {
+          started: (offset) => {
+            feed?.ready();
             blob.state = 'downloading';
             blob.offset = offset;
             pull.emit('downloading', { digest: desc.digest, offset, size: desc.size });
           },
           wrote: (n) => {
-            feed?.wrote(n);
             blob.offset += n;
             pull.bytesFetched += n;
             pull.emit('progress', { digest: desc.digest, offset: blob.offset, size: desc.size });
           },
         },
         signal,
-      );
+      });
       blob.state = outcome === 'fetched' ? 'done' : 'exists';
       blob.offset = desc.size;
-      feed?.present();
+      feed?.ready();
       pull.emit(blob.state, { digest: desc.digest, size: desc.size });
     } catch (err) {
       blob.state = 'failed';

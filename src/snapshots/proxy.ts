@@ -6,22 +6,14 @@
 // The remote server namespaces what it keeps too, and collects what nothing holds: everything
 // this proxy makes there carries `containerd.io/gc.root`, so only this side's GC decides.
 import { BerthError, type ErrorCode } from '../../store/errors.js';
+import type { Snapshot, SnapshotList, SnapshotMounts, SnapshotUsage } from '../client/types.js';
 import type { Labels } from '../oci/labels.js';
 import type { Mount, SnapshotInfo, SnapshotOptions, Snapshotter, Usage } from './types.js';
 
-/** What the proxy needs of an HTTP client of the berth API (the CLI's BerthClient has it). */
+/** What the proxy needs of an HTTP client of the berth API (src/client's BerthClient has it). */
 export interface ApiTransport {
   json<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, opts?: { json?: unknown; query?: Record<string, string[]> }): Promise<T>;
   close(): Promise<void>;
-}
-
-interface SnapshotJson {
-  kind: SnapshotInfo['kind'];
-  name: string;
-  parent?: string;
-  labels: Labels;
-  createdAt: string;
-  updatedAt: string;
 }
 
 const keepLabel = 'containerd.io/gc.root';
@@ -54,7 +46,7 @@ export class ProxySnapshotter implements Snapshotter {
     }
   }
 
-  private info(j: SnapshotJson): SnapshotInfo {
+  private info(j: Snapshot): SnapshotInfo {
     const { [keepLabel]: _, ...labels } = j.labels;
     return {
       kind: j.kind,
@@ -67,7 +59,7 @@ export class ProxySnapshotter implements Snapshotter {
   }
 
   async stat(key: string): Promise<SnapshotInfo> {
-    return this.info(await this.call<SnapshotJson>('GET', this.path(key)));
+    return this.info(await this.call<Snapshot>('GET', this.path(key)));
   }
 
   async update(info: { name: string; labels: Labels }, fieldpaths: string[] = []): Promise<SnapshotInfo> {
@@ -75,20 +67,20 @@ export class ProxySnapshotter implements Snapshotter {
     const body = whole
       ? { labels: { ...info.labels, [keepLabel]: 'proxy' }, fieldpaths: ['labels'] }
       : { labels: info.labels, fieldpaths: fieldpaths.filter((p) => p !== `labels.${keepLabel}`) };
-    return this.info(await this.call<SnapshotJson>('PATCH', this.path(info.name), { json: body }));
+    return this.info(await this.call<Snapshot>('PATCH', this.path(info.name), { json: body }));
   }
 
   usage(key: string): Promise<Usage> {
-    return this.call<Usage>('GET', this.path(key, 'usage'));
+    return this.call<SnapshotUsage>('GET', this.path(key, 'usage'));
   }
 
   async mounts(key: string): Promise<Mount[]> {
-    return (await this.call<{ mounts: Mount[] }>('GET', this.path(key, 'mounts'))).mounts;
+    return (await this.call<SnapshotMounts>('GET', this.path(key, 'mounts'))).mounts;
   }
 
   private async create(how: 'prepare' | 'view', key: string, parent: string, opts: SnapshotOptions = {}): Promise<Mount[]> {
     const json = { key, ...(parent ? { parent } : {}), labels: { ...opts.labels, [keepLabel]: 'proxy' } };
-    return (await this.call<{ mounts: Mount[] }>('POST', this.path(how), { json })).mounts;
+    return (await this.call<SnapshotMounts>('POST', this.path(how), { json })).mounts;
   }
 
   prepare(key: string, parent: string, opts?: SnapshotOptions): Promise<Mount[]> {
@@ -109,7 +101,7 @@ export class ProxySnapshotter implements Snapshotter {
   }
 
   async walk(fn: (info: SnapshotInfo) => void | Promise<void>, filters: readonly string[] = []): Promise<void> {
-    const { items } = await this.call<{ items: SnapshotJson[] }>('GET', this.path(), { query: { filter: [...filters] } });
+    const { items } = await this.call<SnapshotList>('GET', this.path(), { query: { filter: [...filters] } });
     // Only what this proxy made: the remote namespace may hold others' snapshots, which this
     // side's GC must never see as its own orphans.
     for (const item of items) if (item.labels[keepLabel] === 'proxy') await fn(this.info(item));

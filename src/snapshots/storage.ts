@@ -8,10 +8,9 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../../store/errors.js';
 import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
-import { Tx, type Sub } from '../metadata/db.js';
-import { Mutex } from '../metadata/mutex.js';
-import { applyLabelPaths, withoutEmpty } from '../oci/labels.js';
-import type { Labels } from '../oci/labels.js';
+import { Tx, type Sub } from '../level/tx.js';
+import { Mutex } from '../level/mutex.js';
+import { applyLabelPaths, type Labels, withoutEmpty } from '../oci/labels.js';
 import type { Kind, SnapshotInfo, SnapshotOptions, Usage } from './types.js';
 
 interface SnapshotRecord {

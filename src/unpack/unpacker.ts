@@ -15,7 +15,6 @@ import type { MetadataContentStore } from '../metadata/content.js';
 import type { OpContext } from '../metadata/context.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { snapshotRefLabel } from '../metadata/snapshots.js';
-import type { SnapshotService } from '../services/snapshots.js';
 import { mountAll, unmountAll } from '../snapshots/mount.js';
 import type { Mount, Snapshotter } from '../snapshots/types.js';
 import { withSpan } from '../../store/telemetry.js';
@@ -78,13 +77,23 @@ class Slots {
   }
 }
 
+/**
+ * The snapshotters an unpacker writes layers into, as one namespace sees them (the snapshots
+ * service is one): named here so that unpack depends on what it uses, not on the service.
+ */
+export interface LayerSnapshotters {
+  bind(ctx: OpContext, snapshotter: string): Snapshotter;
+  /** What the snapshotter can do beyond the interface: `rebase` lets layers unpack side by side. */
+  capabilities(snapshotter: string): readonly string[];
+}
+
 export class Unpacker {
   private readonly slots: Slots;
   readonly sync: boolean;
 
   constructor(
     private readonly content: MetadataContentStore,
-    private readonly snapshots: SnapshotService,
+    private readonly snapshots: LayerSnapshotters,
     opts: UnpackerOptions = {},
   ) {
     this.slots = new Slots(Math.max(1, opts.concurrency ?? 3));

@@ -1,7 +1,9 @@
-// The CLI's HTTP client for a berth server, over TCP or a unix socket.
+// berth's API client: HTTP/1.1 to a berth server over TCP or a unix socket, in a namespace and
+// optionally a lease. The CLI and the proxy snapshotter speak to servers through it.
 import { Agent, request, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { defaultAddress, parseAddress } from '../config.js';
+import type { ErrorBody } from './types.js';
 
 export class ApiError extends Error {
   constructor(
@@ -17,6 +19,10 @@ export class ApiError extends Error {
 export interface RequestOptions {
   query?: Record<string, string | string[] | undefined>;
   headers?: Record<string, string>;
+  /**
+   * A JSON body. As JSON.stringify, it leaves out properties whose value is undefined: an optional
+   * field is written `field: value || undefined`, so that `satisfies` checks its name too.
+   */
   json?: unknown;
   body?: Readable | Buffer;
   /** Most time allowed between two pieces of the response body (ms; default 300 s; 0: none). */
@@ -130,7 +136,7 @@ export class BerthClient {
       let code = 'internal';
       let message = text || `HTTP ${res.statusCode}`;
       try {
-        const parsed = JSON.parse(text) as { error?: { code: string; message: string } };
+        const parsed = JSON.parse(text) as Partial<ErrorBody>;
         if (parsed.error) ({ code, message } = parsed.error);
       } catch {
         // not JSON: keep the text
