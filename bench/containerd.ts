@@ -2,9 +2,8 @@
 // config, driven with `ctr`, and emptied between rounds.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { onCleanup, run, stopProcess, waitReady, which } from './harness.js';
+import { writeContainerdConfig } from '../test/fixtures/containerd.js';
 
 const SETPRIV = '/usr/bin/setpriv';
 
@@ -15,31 +14,9 @@ export interface Containerd {
   stop(): Promise<void>;
 }
 
-/** Starts containerd in `dir` (root, state, socket, config) and waits until `ctr version` answers. */
+/** Starts containerd in `dir` (writeContainerdConfig) and waits until `ctr version` answers. */
 export async function startContainerd(dir: string): Promise<Containerd> {
-  const root = join(dir, 'root');
-  const state = join(dir, 'state');
-  const address = join(dir, 'containerd.sock');
-  const configPath = join(dir, 'config.toml');
-  await mkdir(root, { recursive: true });
-  // Only what pulls need: no CRI (it would want CNI and more), no snapshotters that probe the
-  // host's file systems (overlayfs and native stay), and the opt plugin inside our root (its
-  // default is /opt).
-  await writeFile(
-    configPath,
-    [
-      'version = 2',
-      `root = ${JSON.stringify(root)}`,
-      `state = ${JSON.stringify(state)}`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",',
-      '  "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper"]',
-      '[grpc]',
-      `  address = ${JSON.stringify(address)}`,
-      '[plugins."io.containerd.internal.v1.opt"]',
-      `  path = ${JSON.stringify(join(root, 'opt'))}`,
-      '',
-    ].join('\n'),
-  );
+  const { address, configPath } = await writeContainerdConfig(dir);
   const bin = which('containerd')!;
   // setpriv --pdeathsig: containerd dies with this process, even when it is SIGKILLed.
   const [cmd, args] = existsSync(SETPRIV)

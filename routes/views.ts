@@ -9,6 +9,7 @@ import type { Image } from '../src/metadata/images.js';
 import type { Lease, Resource } from '../src/metadata/leases.js';
 import type { Namespace } from '../src/metadata/namespaces.js';
 import type { PullView } from '../src/pull/manager.js';
+import type { RegistryStats } from '../src/registry/stats.js';
 import type { SnapshotInfo } from '../src/snapshots/types.js';
 import type { Container } from '../src/metadata/containers.js';
 import type { ExitStatus } from '../src/runtime/task.js';
@@ -73,6 +74,10 @@ export function leaseView(lease: Lease): wire.Lease {
 
 export function resourceView(r: Resource): wire.Resource {
   return { id: r.id, type: r.type };
+}
+
+export function registryStatsView(s: RegistryStats): wire.RegistryStats {
+  return { ...s };
 }
 
 export function gcResultView(r: GcResult): wire.GcResult {

@@ -12,6 +12,7 @@ import { leaseRoutes } from '../routes/leases.js';
 import { namespaceRoutes } from '../routes/namespaces.js';
 import { pluginRoutes } from '../routes/plugins.js';
 import { pullRoutes } from '../routes/pulls.js';
+import { registryRoutes } from '../routes/registry.js';
 import { snapshotRoutes } from '../routes/snapshots.js';
 import { containerRoutes } from '../routes/containers.js';
 import { parseAddress, type Config } from './config.js';
@@ -25,6 +26,7 @@ import { gcType, type Gc } from './plugins/gc.js';
 import { runtimeType, type Runtime } from './plugins/runtime.js';
 import { pluginsFor } from './plugins/index.js';
 import type { Pulls } from './plugins/pull.js';
+import type { Registry } from './plugins/registry-listener.js';
 import { serviceType } from './plugins/services.js';
 import { PluginSet, type PluginLogger, type Registration } from './plugins/registry.js';
 import { lockRoot } from './rootlock.js';
@@ -136,6 +138,7 @@ export async function registerApi(app: FastifyInstance, plugins: PluginSet): Pro
     return { containers, tasks };
   });
   await registerResource(app, 'events', eventRoutes, () => ({ events: plugins.get<EventBus>(eventsType) }));
+  await registerResource(app, 'registry', registryRoutes, () => ({ registry: plugins.get<Registry>(serviceType, 'registry') }));
 }
 
 /** A socket file left by a process that no longer holds the root. */

@@ -1654,6 +1654,21 @@ const rows: Row[] = [
       );
     },
   },
+  {
+    name: 'registry stats: the listener\'s address and what it served',
+    op: 'registryStats',
+    status: 200,
+    before: async () => {
+      const { address } = (await api('GET', '/v1/registry/stats')).json as { address: string };
+      assert.equal((await fetch(`http://${address}/v2/`)).status, 200, 'the listener answers the distribution API');
+    },
+    check: (r) => {
+      assert.match(r.json.address, /^127\.0\.0\.1:\d+$/);
+      assert.equal(r.json.namespace, 'default');
+      assert.ok(r.json.requests >= 1, 'the ping was counted');
+      for (const k of ['hits', 'pullThroughs', 'followers', 'bytesServed', 'bytesFetchedUpstream']) assert.ok(Number.isInteger(r.json[k]), k);
+    },
+  },
   { name: 'gc explain: an invalid digest is 400', op: 'explainGc', status: 400, query: [['digest', 'sha256:zz']], check: (r) => mentions(r, 'sha256:zz') },
   { name: 'gc explain: without a digest is 400', op: 'explainGc', status: 400 },
   {
@@ -3022,7 +3037,7 @@ describe('answers match openapi.yaml', () => {
   const seen = new Map<string, Set<number>>();
 
   before(async () => {
-    server = await startTestServer();
+    server = await startTestServer({ config: { plugins: { 'io.berth.service.v1.registry': { address: '127.0.0.1:0' } } } });
     registry = await startRegistry();
     big = buildImage({ format: 'docker', layers: [await bigLayer(8 << 20)] });
     await pushImage(registry, 'test/app', '1', multi);

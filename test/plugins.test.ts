@@ -59,13 +59,17 @@ const opts = (extra: Partial<Parameters<typeof PluginSet.init>[1]> = {}) => ({
   ...extra,
 });
 
-/** Throws unless every plugin comes after every plugin of each type it requires. */
+/**
+ * Throws unless every plugin comes after every plugin of each type it requires — but those that
+ * require `*`, which come after all the others.
+ */
 function assertDependencyOrder(order: Registration[]): void {
   order.forEach((r, i) => {
     const req = r.requires ?? [];
     order.forEach((o, j) => {
       if (o === r) return;
-      const needed = req.includes('*') ? !(o.requires ?? []).includes('*') : req.includes(o.type);
+      const last = (o.requires ?? []).includes('*');
+      const needed = req.includes('*') ? !last : req.includes(o.type) && !last;
       if (needed) {
         assert.ok(j < i, `${pluginKey(r.type, r.id)} comes before ${pluginKey(o.type, o.id)}, which it requires`);
       }
@@ -117,6 +121,14 @@ describe('initOrder', () => {
     const regs = [reg('t.x', 'star1', ['*']), reg('t.a', '1'), reg('t.y', 'star2', ['*']), reg('t.b', '2')];
     const order = keys(initOrder(regs));
     assert.deepEqual(order.slice(-2).sort(), ['t.x.star1', 't.y.star2']);
+  });
+
+  test('a `*` plugin of a type others require still comes last: requiring its type does not wait for it', () => {
+    const regs = [reg('t.svc', 'listener', ['*']), reg('t.svc', 'api'), reg('t.svc', 'pulls', ['t.svc']), reg('t.run', 'runc', ['t.svc'])];
+    const order = keys(initOrder(regs));
+    assert.equal(order.at(-1), 't.svc.listener');
+    assert.ok(order.indexOf('t.svc.api') < order.indexOf('t.svc.pulls'), 'pulls after the other service it requires');
+    assert.ok(order.indexOf('t.svc.pulls') < order.indexOf('t.run.runc'));
   });
 
   test('a cycle is an error naming every plugin in it', () => {
@@ -467,13 +479,16 @@ describe('GET /v1/plugins', () => {
       assert.deepEqual([...gc.requires].sort(), ['io.berth.content.v1', 'io.berth.events.v1', 'io.berth.metadata.v1']);
 
       const services = items.filter((p) => p.type === 'io.berth.service.v1').map((p) => p.id);
-      assert.deepEqual([...services].sort(), ['content', 'images', 'leases', 'namespaces', 'pulls', 'snapshots'], 'the services');
+      assert.deepEqual([...services].sort(), ['content', 'images', 'leases', 'namespaces', 'pulls', 'registry', 'snapshots'], 'the services');
       const service = (id: string) => items.find((p) => p.type === 'io.berth.service.v1' && p.id === id)!;
       // The snapshots service picks the default snapshotter: overlayfs where it works, else native.
       assert.deepEqual([...service('snapshots').requires].sort(), ['io.berth.events.v1', 'io.berth.metadata.v1']);
       assert.equal(service('snapshots').exports.default, overlaySkip ? 'native' : 'overlayfs');
       // Pulls unpack through the snapshots service: they come after the other services.
       assert.deepEqual([...service('pulls').requires].sort(), ['io.berth.events.v1', 'io.berth.metadata.v1', 'io.berth.service.v1']);
+      // The registry listener is off until an address is configured, and says how to turn it on.
+      assert.equal(service('registry').status, 'skip');
+      assert.match(service('registry').message, /no address configured/);
 
       // Containers and tasks, run by the host's runc.
       const runtime = items.find((p) => p.type === 'io.berth.runtime.v1');
@@ -485,18 +500,22 @@ describe('GET /v1/plugins', () => {
 
       assert.equal(items.length, builtinPlugins.length, 'every built-in plugin, once');
       for (const p of items) {
-        if (p !== overlayfs) assert.equal(p.status, 'ok', `${p.type}.${p.id}: ${p.message}`);
+        if (p !== overlayfs && p !== service('registry')) assert.equal(p.status, 'ok', `${p.type}.${p.id}: ${p.message}`);
       }
       const at = (type: string) => items.findIndex((p) => p.type === type);
       const last = (type: string) => items.reduce((n, p, i) => (p.type === type ? i : n), -1);
       assert.ok(at('io.berth.content.v1') < at('io.berth.metadata.v1'), 'initialisation order: content, then metadata');
       assert.ok(last('io.berth.snapshotter.v1') < at('io.berth.metadata.v1'), 'initialisation order: the snapshotters, then metadata');
-      assert.ok(last('io.berth.service.v1') < at('io.berth.runtime.v1'), 'initialisation order: the services, then the runtime');
-      // Every plugin after every plugin of each type it requires.
+      const lastService = items.reduce((n, p, i) => (p.type === 'io.berth.service.v1' && p.id !== 'registry' ? i : n), -1);
+      assert.ok(lastService < at('io.berth.runtime.v1'), 'initialisation order: the services, then the runtime');
+      // The registry listener requires `*`: it opens to clients once everything else is up.
+      assert.equal(items.at(-1), service('registry'), 'the registry listener is initialised last');
+      // Every plugin after every plugin of each type it requires (but those that require `*`,
+      // which come after all the others).
       items.forEach((p, i) => {
         for (const type of p.requires as string[]) {
           items.forEach((o, j) => {
-            if (o.type === type && o !== p) assert.ok(j < i, `${p.type}.${p.id} listed after ${o.type}.${o.id}, which it requires`);
+            if (o.type === type && o !== p && !o.requires.includes('*')) assert.ok(j < i, `${p.type}.${p.id} listed after ${o.type}.${o.id}, which it requires`);
           });
         }
       });
@@ -532,7 +551,9 @@ describe('GET /v1/plugins', () => {
       const failed = items.find((p) => p.id === 'broken');
       assert.equal(failed?.status, 'error');
       assert.equal(failed?.message, 'bad schedule');
-      for (const p of items.filter((i) => i !== skipped && i !== failed)) {
+      const registryListener = items.find((p) => p.type === 'io.berth.service.v1' && p.id === 'registry');
+      assert.equal(registryListener?.status, 'skip', 'the registry listener is off without an address');
+      for (const p of items.filter((i) => i !== skipped && i !== failed && i !== registryListener)) {
         assert.equal(p.status, 'ok', `${p.type}.${p.id} unaffected: ${p.message}`);
       }
       // Without overlayfs, snapshots (and unpacking) fall back to native.

@@ -11,6 +11,7 @@ import { registerLeases } from './leases.js';
 import { registerNamespaces } from './namespaces.js';
 import { registerPlugins } from './plugins.js';
 import { registerPulls } from './pulls.js';
+import { registerRegistry } from './registry.js';
 import { registerServe } from './serve.js';
 import { registerSnapshots } from './snapshots.js';
 
@@ -44,6 +45,7 @@ export async function main(argv: string[]): Promise<void> {
   registerContainers(program, getClient);
   registerGc(program, getClient);
   registerEvents(program, getClient);
+  registerRegistry(program, getClient);
 
   try {
     await program.parseAsync(separateRunArgs(argv));

@@ -10,7 +10,12 @@ export function registerServe(program: Command): void {
     .option('--state <dir>', 'runtime state folder (default /run/berth as root)')
     .option('--config <file>', 'TOML configuration file')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace')
-    .addHelpText('after', '\nListens on --address (HOST:PORT or unix:///path; default 127.0.0.1:7420, loopback only).')
+    .option('--registry-address <host:port>', "serve the store as an OCI registry (pull API only) on this address; see `berth registry`")
+    .addHelpText(
+      'after',
+      '\nListens on --address (HOST:PORT or unix:///path; default 127.0.0.1:7420, loopback only).\n' +
+        'With --registry-address, also serves the OCI distribution pull API there (and nothing else).',
+    )
     .action(async (_opts: unknown, cmd: Command) => {
       // --address is the program's global option (clients use it too), hence optsWithGlobals.
       const opts = cmd.optsWithGlobals<{
@@ -19,6 +24,7 @@ export function registerServe(program: Command): void {
         address?: string;
         config?: string;
         logLevel?: string;
+        registryAddress?: string;
       }>();
       const config = await loadConfig(opts.config, {
         root: opts.root,
@@ -26,6 +32,10 @@ export function registerServe(program: Command): void {
         address: opts.address,
         logLevel: opts.logLevel,
       });
+      if (opts.registryAddress) {
+        const key = 'io.berth.service.v1.registry';
+        config.plugins = { ...config.plugins, [key]: { ...config.plugins[key], address: opts.registryAddress } };
+      }
       // Loaded here, not at the top: the client commands need none of the server (~0.5 s to load).
       const { startServer } = await import('../server.js');
       const server = await startServer(config);

@@ -35,6 +35,7 @@ export type Resource = Schemas['Resource'];
 export type ResourceList = Schemas['ResourceList'];
 export type GcResult = Schemas['GcResult'];
 export type GcExplanation = Schemas['GcExplanation'];
+export type RegistryStats = Schemas['RegistryStats'];
 /** One step of a chain from a GC root to a blob. */
 export type GcPathStep = NonNullable<GcExplanation['namespaces'][number]['path']>[number];
 export type Pull = Schemas['Pull'];

@@ -92,3 +92,20 @@ export function isLayerType(mediaType: string): boolean {
   if (mediaType === layerMediaTypes.erofsLayer) return true;
   return dockerLayerBases.has(parseMediaType(mediaType).base);
 }
+
+/**
+ * The media type of an index or manifest read from its own JSON: its `mediaType` field, or for an
+ * OCI document that omits it (the field is optional), what its shape says; undefined when neither.
+ */
+export function documentMediaType(body: Buffer): string | undefined {
+  let doc: { mediaType?: unknown; manifests?: unknown; config?: unknown; layers?: unknown };
+  try {
+    doc = JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof doc?.mediaType === 'string' && isManifestType(doc.mediaType)) return doc.mediaType;
+  if (Array.isArray(doc?.manifests)) return mediaTypes.ociIndex;
+  if (doc?.config && Array.isArray(doc.layers)) return mediaTypes.ociManifest;
+  return undefined;
+}

@@ -4,6 +4,7 @@ import { eventsPlugin } from './events.js';
 import { gcPlugin } from './gc.js';
 import { metadataPlugin } from './metadata.js';
 import { pullPlugin } from './pull.js';
+import { registryListenerPlugin } from './registry-listener.js';
 import { runtimePlugin } from './runtime.js';
 import type { Registration } from './registry.js';
 import { contentServicePlugin, imageServicePlugin, leaseServicePlugin, namespaceServicePlugin, snapshotServicePlugin } from './services.js';
@@ -23,6 +24,7 @@ export const builtinPlugins: Registration[] = [
   namespaceServicePlugin,
   snapshotServicePlugin,
   pullPlugin,
+  registryListenerPlugin,
   runtimePlugin,
 ] as Registration[];
 

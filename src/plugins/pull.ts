@@ -29,6 +29,8 @@ export interface Pulls {
   /** Unpacks stored images (POST /v1/images/{name}/unpack, containers); with the unpacker. */
   unpack?: UnpackService;
   resolver: Resolver;
+  /** Fetches blobs once however many ask (pulls and the registry listener share it). */
+  fetcher: BlobFetcher;
   client: RegistryClient;
 }
 
@@ -77,7 +79,7 @@ export const pullPlugin: Registration<Pulls> = {
         ? new UnpackService(ctx.get<ImageService>(serviceType, 'images'), content, leases, unpacker, snapshots.defaultSnapshotter)
         : undefined;
     const service = new PullService(manager, snapshots?.defaultSnapshotter);
-    return { manager, service, resolver, client, unpacker, unpack };
+    return { manager, service, resolver, fetcher, client, unpacker, unpack };
   },
   close: (p) => p.client.close(),
 };

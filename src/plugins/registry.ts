@@ -83,7 +83,8 @@ export function initOrder(registrations: readonly Registration[]): Registration[
         throw new PluginSetupError(`plugin ${pluginKey(r.type, r.id)} requires ${t}, which no plugin provides`);
       }
     }
-    return registrations.filter((o) => o !== r && req.includes(o.type));
+    // A plugin that requires `*` comes after all the others, so requiring its type never waits for it.
+    return registrations.filter((o) => o !== r && req.includes(o.type) && !(o.requires ?? []).includes('*'));
   };
 
   const order: Registration[] = [];

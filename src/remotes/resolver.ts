@@ -121,6 +121,34 @@ export class Resolver {
   }
 
   /**
+   * The size of blob `digest` in `ref`'s repository, from a HEAD of `/blobs/<digest>` on the
+   * first pull host that has it (a mirror asked for a blob it has not seen a manifest list).
+   */
+  async statBlob(ref: ImageReference, digest: string, signal?: AbortSignal): Promise<number> {
+    parseDigest(digest);
+    const hosts = await this.hosts(ref, ['pull']);
+    if (hosts.length === 0) throw notFound(`reference ${ref}: no pull hosts`);
+    const scopes = [`repository:${repository(ref)}:pull`];
+    let first: Error | undefined;
+    for (const host of hosts) {
+      let res: RegistryResponse;
+      try {
+        res = await this.client.send({ method: 'HEAD', host, path: `${repository(ref)}/blobs/${digest}`, scopes, ns: ref.domain, signal });
+      } catch (err) {
+        first ??= err as Error;
+        continue;
+      }
+      await res.body.dump();
+      const size = Number(res.headers['content-length'] ?? -1);
+      if (res.status === 404) first ??= notFound(`content ${digest} in ${repository(ref)}: not found on ${host.host}`);
+      else if (res.status >= 300) first ??= await statusError(res, 'HEAD', ref);
+      else if (Number.isSafeInteger(size) && size > 0) return size;
+      else first ??= new BerthError('unavailable', `registry ${host.host}: HEAD of ${digest} gave no Content-Length`);
+    }
+    throw first ?? notFound(`content ${digest} in ${repository(ref)}: not found`);
+  }
+
+  /**
    * A stream of `desc`'s bytes from `offset` on. Asks with `Range`; a server that ignores it
    * sends the whole blob, whose first `offset` bytes are skipped here.
    */
