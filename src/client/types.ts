@@ -59,21 +59,4 @@ export type TaskKill = Schemas['TaskKill'];
 export type ExitStatus = Schemas['ExitStatus'];
 export type ServerEvent = Schemas['Event'];
 
-/**
- * One message's `data` on `GET /v1/pulls/{id}/events` after the first (`event: pull`, a Pull).
- * openapi.yaml describes these messages only in words (streamPullEvents' summary), so this one
- * type is written here by hand, from those words and the `unpack` events the server also sends.
- */
-export interface PullEvent {
-  type: string;
-  digest?: string;
-  mediaType?: string;
-  offset?: number;
-  size?: number;
-  ref?: string;
-  image?: string;
-  error?: Pull['error'];
-  /** `unpack` events: the layer's snapshot chainID and its state (extracting, unpacked, exists). */
-  chainId?: string;
-  state?: string;
-}
+export type PullEvent = Schemas['PullEvent'];
