@@ -1,9 +1,11 @@
 // The berth server as the benchmarks run it (`node bin/berth.js serve` on a free port, a root of
 // its own), and the few API calls they make of it: pull, list the stores, delete an image.
 import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseToml } from 'smol-toml';
 import { request } from 'undici';
 import { freePort } from '../test/fixtures/registry.js';
 import { onCleanup, SetupError, stopProcess, waitReady } from './harness.js';
@@ -152,4 +154,14 @@ export async function checkBerthHas(url: string, expected: Map<string, number>):
     if (blobs.get(digest) !== size) throw new Error(`berth's store: ${digest} is ${blobs.has(digest) ? `${blobs.get(digest)} bytes, expected ${size}` : 'missing'}`);
   }
   if (blobs.size !== expected.size) throw new Error(`berth's store holds ${blobs.size} blobs, expected ${expected.size}`);
+}
+
+/** The user's berth config file (`--berth-config`), parsed; {} without one. */
+export async function readBerthConfig(file: string | undefined): Promise<Record<string, any>> {
+  if (!file) return {};
+  try {
+    return parseToml(await readFile(file, 'utf8')) as Record<string, any>;
+  } catch (err) {
+    throw new SetupError(`--berth-config ${file}: ${(err as Error).message}`);
+  }
 }

@@ -14,11 +14,11 @@
 // (Debian: `apt-get install docker-registry containerd skopeo umoci`); it says so and stops when
 // one is missing.
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
-import { api, berthPull, berthReset, berthSnapshots, checkBerthHas, requireBuilt, startBerth, type Berth, type UnpackResult } from './berth-server.js';
+import { stringify as stringifyToml } from 'smol-toml';
+import { api, type Berth, berthPull, berthReset, berthSnapshots, checkBerthHas, readBerthConfig, requireBuilt, startBerth, type UnpackResult } from './berth-server.js';
 import { ctrReset, ctrSnapshots, startContainerd } from './containerd.js';
 import { benchArgs, onCleanup, requireTools, run, runBench, runMeasured, settle, SetupError, which, type Usage } from './harness.js';
 import { loadavg, machineBusySeconds, median, procCpuSeconds, ratio, RssSampler, showRatio, summariseProfile, timed } from './measure.js';
@@ -63,16 +63,6 @@ interface BerthServer extends Berth {
 }
 
 const defaultCacheRoot = () => join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'berth-bench');
-
-/** The user's berth config file (`--berth-config`), parsed; {} without one. */
-async function readBerthConfig(file: string | undefined): Promise<Record<string, any>> {
-  if (!file) return {};
-  try {
-    return parseToml(await readFile(file, 'utf8')) as Record<string, any>;
-  } catch (err) {
-    throw new SetupError(`--berth-config ${file}: ${(err as Error).message}`);
-  }
-}
 
 /** A berth config file in `dir`: `base` with the pulls plugin's `unpack_sync` set. */
 async function berthConfigFor(base: Record<string, any>, sync: Sync, dir: string): Promise<string> {

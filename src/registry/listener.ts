@@ -130,7 +130,8 @@ async function handle(
           ...(range ? { 'content-range': `bytes ${range.start}-${range.end - 1}/${blob.size}` } : {}),
         };
         if (head) {
-          res.writeHead(range ? 206 : 200, { ...headers, 'berth-cache': blob.from ?? 'hit' });
+          // A HEAD fetches nothing: it says `hit` only for what the store holds.
+          res.writeHead(range ? 206 : 200, { ...headers, ...(blob.from ? { 'berth-cache': blob.from } : {}) });
           res.end();
           return;
         }
