@@ -26,6 +26,8 @@ const rooms = [
   ['services', '^src/services/', 6],
   // The registry listener: serves the store and fills it through the pull, beside the services.
   ['registry', '^src/registry/', 6],
+  // The fleet (membership, advertisements, claims over etcd): implements the pull's Fleet interface (pull/peers.ts), beside the services.
+  ['fleet', '^src/fleet/', 6],
   ['plugins', '^src/plugins/', 7],
   ['http', '^src/http/', 8],
   ['routes', '^routes/', 8],

@@ -12,6 +12,8 @@ import type { PullView } from '../src/pull/manager.js';
 import type { RegistryStats } from '../src/registry/stats.js';
 import type { SnapshotInfo } from '../src/snapshots/types.js';
 import type { Container } from '../src/metadata/containers.js';
+import type { FleetNode } from '../src/fleet/fleet.js';
+import type { BlobHolder } from '../src/pull/peers.js';
 import type { ExitStatus } from '../src/runtime/task.js';
 import type { ImageInspection } from '../src/services/inspect.js';
 import type { TaskView } from '../src/services/tasks.js';
@@ -74,6 +76,18 @@ export function leaseView(lease: Lease): wire.Lease {
 
 export function resourceView(r: Resource): wire.Resource {
   return { id: r.id, type: r.type };
+}
+
+export function fleetNodeView(n: FleetNode): wire.FleetNode {
+  return { name: n.name, address: n.address, startedAt: n.startedAt, self: n.self };
+}
+
+export function fleetBlobView(digest: string, holders: BlobHolder[], claim: string | undefined): wire.FleetBlob {
+  return {
+    digest,
+    holders: holders.map((h) => ({ node: h.node, address: h.address, size: h.size, offset: h.offset, complete: h.complete })),
+    ...(claim !== undefined ? { claim } : {}),
+  };
 }
 
 export function registryStatsView(s: RegistryStats): wire.RegistryStats {

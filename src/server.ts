@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { lstat, mkdir, rm } from 'node:fs/promises';
 import { contentRoutes } from '../routes/content.js';
 import { eventRoutes } from '../routes/events.js';
+import { fleetRoutes } from '../routes/fleet.js';
 import { gcRoutes } from '../routes/gc.js';
 import { healthRoutes } from '../routes/health.js';
 import { imageRoutes } from '../routes/images.js';
@@ -17,6 +18,7 @@ import { snapshotRoutes } from '../routes/snapshots.js';
 import { containerRoutes } from '../routes/containers.js';
 import { parseAddress, type Config } from './config.js';
 import type { EventBus } from './events/bus.js';
+import type { EtcdFleet } from './fleet/fleet.js';
 import { frameworkErrorReply, registerErrorReplies } from './http/errors.js';
 import { registerResource } from './http/resources.js';
 import { registerTracing } from './http/tracing.js';
@@ -139,6 +141,7 @@ export async function registerApi(app: FastifyInstance, plugins: PluginSet): Pro
   });
   await registerResource(app, 'events', eventRoutes, () => ({ events: plugins.get<EventBus>(eventsType) }));
   await registerResource(app, 'registry', registryRoutes, () => ({ registry: plugins.get<Registry>(serviceType, 'registry') }));
+  await registerResource(app, 'fleet', fleetRoutes, () => ({ fleet: plugins.get<EtcdFleet>(serviceType, 'fleet') }));
 }
 
 /** A socket file left by a process that no longer holds the root. */

@@ -617,6 +617,38 @@ function conforms(op: DocOperation, res: Res): void {
   }
 }
 
+// The fleet: the contract server runs without one (its routes answer 501). The rows that need a
+// fleet run against a second server whose fleet names an etcd nobody listens on: it works alone,
+// which answers with the documented shapes (test/fleet.test.ts runs fleets over a real etcd).
+let contractServer: TestServer | undefined;
+let fleetServer: TestServer | undefined;
+const onFleetServer = {
+  before: async () => {
+    fleetServer ??= await startTestServer({
+      config: {
+        plugins: {
+          'io.berth.service.v1.fleet': {
+            etcd_endpoints: [`http://127.0.0.1:${await freePort()}`],
+            node_name: 'contract',
+            advertise_address: '127.0.0.1:5050',
+          },
+        },
+      },
+    });
+    contractServer ??= server;
+    server = fleetServer;
+  },
+  after: async () => {
+    if (contractServer) server = contractServer;
+    contractServer = undefined;
+  },
+};
+const leaveFleetServer = async () => {
+  await onFleetServer.after();
+  await fleetServer?.destroy();
+  fleetServer = undefined;
+};
+
 const rows: Row[] = [
   // ---- service ----
   { name: 'health: up', op: 'health', status: 200, check: (r) => assert.equal(r.json.status, 'ok') },
@@ -1670,6 +1702,45 @@ const rows: Row[] = [
     },
   },
   { name: 'gc explain: an invalid digest is 400', op: 'explainGc', status: 400, query: [['digest', 'sha256:zz']], check: (r) => mentions(r, 'sha256:zz') },
+  {
+    name: 'fleet nodes: 501 without a fleet configured, naming the plugin',
+    op: 'listFleetNodes',
+    status: 501,
+    check: (r) => mentions(r, 'io.berth.service.v1.fleet'),
+  },
+  {
+    name: 'fleet blob: 501 without a fleet configured',
+    op: 'getFleetBlob',
+    status: 501,
+    params: { digest: A.digest },
+    check: (r) => mentions(r, 'no etcd_endpoints configured'),
+  },
+  {
+    name: 'fleet nodes: a node working alone lists itself',
+    op: 'listFleetNodes',
+    status: 200,
+    ...onFleetServer,
+    check: (r) => {
+      assert.deepEqual(r.json.items.map((n: Json) => [n.name, n.address, n.self]), [['contract', '127.0.0.1:5050', true]]);
+    },
+  },
+  {
+    name: 'fleet blob: nobody advertises it, nobody claims it',
+    op: 'getFleetBlob',
+    status: 200,
+    params: { digest: A.digest },
+    ...onFleetServer,
+    check: (r) => assert.deepEqual(r.json, { digest: A.digest, holders: [] }),
+  },
+  {
+    name: 'fleet blob: an invalid digest is 400 naming it',
+    op: 'getFleetBlob',
+    status: 400,
+    params: { digest: 'sha256:zz' },
+    before: onFleetServer.before,
+    after: leaveFleetServer,
+    check: (r) => mentions(r, 'sha256:zz'),
+  },
   { name: 'gc explain: without a digest is 400', op: 'explainGc', status: 400 },
   {
     name: 'gc: dry run removes nothing',

@@ -479,7 +479,7 @@ describe('GET /v1/plugins', () => {
       assert.deepEqual([...gc.requires].sort(), ['io.berth.content.v1', 'io.berth.events.v1', 'io.berth.metadata.v1']);
 
       const services = items.filter((p) => p.type === 'io.berth.service.v1').map((p) => p.id);
-      assert.deepEqual([...services].sort(), ['content', 'images', 'leases', 'namespaces', 'pulls', 'registry', 'snapshots'], 'the services');
+      assert.deepEqual([...services].sort(), ['content', 'fleet', 'images', 'leases', 'namespaces', 'pulls', 'registry', 'snapshots'], 'the services');
       const service = (id: string) => items.find((p) => p.type === 'io.berth.service.v1' && p.id === id)!;
       // The snapshots service picks the default snapshotter: overlayfs where it works, else native.
       assert.deepEqual([...service('snapshots').requires].sort(), ['io.berth.events.v1', 'io.berth.metadata.v1']);
@@ -489,6 +489,9 @@ describe('GET /v1/plugins', () => {
       // The registry listener is off until an address is configured, and says how to turn it on.
       assert.equal(service('registry').status, 'skip');
       assert.match(service('registry').message, /no address configured/);
+      // So is the fleet, until etcd endpoints are configured.
+      assert.equal(service('fleet').status, 'skip');
+      assert.match(service('fleet').message, /no etcd_endpoints configured/);
 
       // Containers and tasks, run by the host's runc.
       const runtime = items.find((p) => p.type === 'io.berth.runtime.v1');
@@ -500,16 +503,17 @@ describe('GET /v1/plugins', () => {
 
       assert.equal(items.length, builtinPlugins.length, 'every built-in plugin, once');
       for (const p of items) {
-        if (p !== overlayfs && p !== service('registry')) assert.equal(p.status, 'ok', `${p.type}.${p.id}: ${p.message}`);
+        if (p !== overlayfs && p !== service('registry') && p !== service('fleet')) assert.equal(p.status, 'ok', `${p.type}.${p.id}: ${p.message}`);
       }
       const at = (type: string) => items.findIndex((p) => p.type === type);
       const last = (type: string) => items.reduce((n, p, i) => (p.type === type ? i : n), -1);
       assert.ok(at('io.berth.content.v1') < at('io.berth.metadata.v1'), 'initialisation order: content, then metadata');
       assert.ok(last('io.berth.snapshotter.v1') < at('io.berth.metadata.v1'), 'initialisation order: the snapshotters, then metadata');
-      const lastService = items.reduce((n, p, i) => (p.type === 'io.berth.service.v1' && p.id !== 'registry' ? i : n), -1);
+      const lastService = items.reduce((n, p, i) => (p.type === 'io.berth.service.v1' && p.id !== 'registry' && p.id !== 'fleet' ? i : n), -1);
       assert.ok(lastService < at('io.berth.runtime.v1'), 'initialisation order: the services, then the runtime');
-      // The registry listener requires `*`: it opens to clients once everything else is up.
-      assert.equal(items.at(-1), service('registry'), 'the registry listener is initialised last');
+      // The registry listener requires `*`: it opens to clients once everything else is up; the
+      // fleet too, after it (it advertises the listener's address).
+      assert.deepEqual(items.slice(-2), [service('registry'), service('fleet')], 'the registry listener, then the fleet, are initialised last');
       // Every plugin after every plugin of each type it requires (but those that require `*`,
       // which come after all the others).
       items.forEach((p, i) => {
@@ -553,7 +557,9 @@ describe('GET /v1/plugins', () => {
       assert.equal(failed?.message, 'bad schedule');
       const registryListener = items.find((p) => p.type === 'io.berth.service.v1' && p.id === 'registry');
       assert.equal(registryListener?.status, 'skip', 'the registry listener is off without an address');
-      for (const p of items.filter((i) => i !== skipped && i !== failed && i !== registryListener)) {
+      const fleet = items.find((p) => p.type === 'io.berth.service.v1' && p.id === 'fleet');
+      assert.equal(fleet?.status, 'skip', 'the fleet is off without etcd endpoints');
+      for (const p of items.filter((i) => i !== skipped && i !== failed && i !== registryListener && i !== fleet)) {
         assert.equal(p.status, 'ok', `${p.type}.${p.id} unaffected: ${p.message}`);
       }
       // Without overlayfs, snapshots (and unpacking) fall back to native.

@@ -5,6 +5,7 @@ import { defaultAddress } from '../config.js';
 import { registerContainers, separateRunArgs } from './containers.js';
 import { registerContent } from './content.js';
 import { registerEvents } from './events.js';
+import { registerFleet } from './fleet.js';
 import { registerGc } from './gc.js';
 import { registerImages } from './images.js';
 import { registerLeases } from './leases.js';
@@ -46,6 +47,7 @@ export async function main(argv: string[]): Promise<void> {
   registerGc(program, getClient);
   registerEvents(program, getClient);
   registerRegistry(program, getClient);
+  registerFleet(program, getClient);
 
   try {
     await program.parseAsync(separateRunArgs(argv));

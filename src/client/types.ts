@@ -36,6 +36,10 @@ export type ResourceList = Schemas['ResourceList'];
 export type GcResult = Schemas['GcResult'];
 export type GcExplanation = Schemas['GcExplanation'];
 export type RegistryStats = Schemas['RegistryStats'];
+export type FleetNode = Schemas['FleetNode'];
+export type FleetNodeList = Schemas['FleetNodeList'];
+export type FleetHolder = Schemas['FleetHolder'];
+export type FleetBlob = Schemas['FleetBlob'];
 /** One step of a chain from a GC root to a blob. */
 export type GcPathStep = NonNullable<GcExplanation['namespaces'][number]['path']>[number];
 export type Pull = Schemas['Pull'];

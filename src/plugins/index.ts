@@ -1,6 +1,7 @@
 // The plugins a berth server is built from.
 import { contentPlugin } from './content.js';
 import { eventsPlugin } from './events.js';
+import { fleetPlugin } from './fleet.js';
 import { gcPlugin } from './gc.js';
 import { metadataPlugin } from './metadata.js';
 import { pullPlugin } from './pull.js';
@@ -25,6 +26,7 @@ export const builtinPlugins: Registration[] = [
   snapshotServicePlugin,
   pullPlugin,
   registryListenerPlugin,
+  fleetPlugin, // after the registry listener: both require `*`, and it advertises the listener's address
   runtimePlugin,
 ] as Registration[];
 

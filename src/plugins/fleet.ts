@@ -1,0 +1,134 @@
+// Plugin io.berth.service.v1 "fleet": this node's membership of a fleet of berth nodes that find
+// content on each other through etcd (issue 12, part 1: membership, the fleet's view,
+// advertisements and claims; pulls do not use peers yet). Off unless endpoints are configured:
+//
+//   [plugins."io.berth.service.v1.fleet"]
+//   etcd_endpoints = ["http://10.0.0.5:2379"]
+//   node_name = "node-a"                  # default: the host name
+//   advertise_address = "10.0.0.7:5050"   # default: the registry listener's address
+//   lease_ttl_s = 10
+//   prefix = "/berth/fleet"
+//   namespace = "default"                 # default: the registry listener's namespace
+import { hostname } from 'node:os';
+import { parseAddress } from '../config.js';
+import type { EventBus } from '../events/bus.js';
+import { EtcdFleet } from '../fleet/fleet.js';
+import { normalisePrefix, parseEndpoints, validateLeaseTtl, validateNodeName } from '../fleet/options.js';
+import { validateIdentifier } from '../metadata/validate.js';
+import { eventsType } from './events.js';
+import { metadataType, type Metadata } from './metadata.js';
+import type { Registry } from './registry-listener.js';
+import { SkipPlugin, type Registration } from './registry.js';
+import { serviceType } from './services.js';
+
+const keys = new Set(['etcd_endpoints', 'node_name', 'advertise_address', 'lease_ttl_s', 'prefix', 'namespace']);
+
+export const fleetPlugin: Registration<EtcdFleet> = {
+  type: serviceType,
+  id: 'fleet',
+  // Last, like the registry listener, whose address peers are given. Plugins that require `*` do
+  // not wait for one another: they initialise in the order they are registered
+  // (src/plugins/index.ts registers this one after the registry listener, and a test holds it),
+  // so the listener is up, bound and its address known by the time this init runs.
+  requires: ['*'],
+  async init(ctx) {
+    const c = ctx.config;
+    for (const key of Object.keys(c)) {
+      if (!keys.has(key)) throw new Error(`unknown key ${JSON.stringify(key)} (known: ${[...keys].join(', ')})`);
+    }
+    if (c.etcd_endpoints === undefined) throw new SkipPlugin('no etcd_endpoints configured: this node works alone');
+    const endpoints = parseEndpoints(c.etcd_endpoints);
+    const node = validateNodeName(c.node_name ?? hostname());
+    const leaseTtlS = validateLeaseTtl(c.lease_ttl_s ?? 10);
+    const prefix = normalisePrefix(c.prefix ?? '/berth/fleet');
+
+    // The registry listener, when it runs: peers fetch from it, so it gives the default address.
+    let registry: Registry | undefined;
+    let registryMissing = '';
+    try {
+      registry = ctx.get<Registry>(serviceType, 'registry');
+    } catch (err) {
+      registryMissing = (err as Error).message;
+    }
+    const address = advertiseAddress(c.advertise_address, registry, registryMissing);
+    const namespace = c.namespace ?? (registry ? registry.stats().namespace : 'default');
+    if (typeof namespace !== 'string') throw new Error('namespace must be a string');
+    validateIdentifier(namespace, `namespace ${JSON.stringify(namespace)}`);
+
+    const { content } = ctx.get<Metadata>(metadataType);
+    const fleet = new EtcdFleet({
+      endpoints,
+      node,
+      address,
+      prefix,
+      leaseTtlS,
+      logger: ctx.logger,
+      // What the registry listener serves: the namespace's committed content.
+      committed: async function* () {
+        for (const info of await content.list({ namespace })) yield { digest: info.digest, size: info.size };
+      },
+    });
+
+    // Exports follow the state: `berth plugins ls` shows whether the node is in the fleet, and why not.
+    const show = () => {
+      ctx.exports.state = fleet.state;
+      if (fleet.reason !== undefined && fleet.state === 'alone') ctx.exports.reason = fleet.reason;
+      else delete ctx.exports.reason;
+      if (fleet.lease !== undefined) ctx.exports.lease = fleet.lease;
+      else delete ctx.exports.lease;
+    };
+    Object.assign(ctx.exports, { node, address, endpoints: endpoints.join(','), prefix, namespace });
+    show();
+    fleet.onStateChange(show);
+
+    // Blobs committed or deleted through the content API in the served namespace. (Pulls will
+    // advertise their blobs as they arrive in part 2.)
+    const unsubscribe = ctx.get<EventBus>(eventsType).subscribe([`namespace==${JSON.stringify(namespace)}`], (e) => {
+      const digest = e.event.digest;
+      if (typeof digest !== 'string') return;
+      if (e.topic === '/content/create' && typeof e.event.size === 'number') fleet.advertise(digest, e.event.size, e.event.size, true);
+      else if (e.topic === '/content/delete') void fleet.withdraw(digest);
+    });
+    try {
+      await fleet.start();
+    } catch (err) {
+      unsubscribe();
+      await fleet.close();
+      throw err;
+    }
+    closers.set(fleet, unsubscribe);
+    return fleet;
+  },
+  async close(fleet) {
+    closers.get(fleet)?.();
+    closers.delete(fleet);
+    await fleet.close();
+  },
+};
+
+/** Each fleet's event subscription, ended at close. */
+const closers = new WeakMap<EtcdFleet, () => void>();
+
+/** The configured address, else the registry listener's; one way or the other, one peers can dial. */
+function advertiseAddress(configured: unknown, registry: Registry | undefined, registryMissing: string): string {
+  if (configured !== undefined) {
+    if (typeof configured !== 'string') throw new Error('advertise_address must be HOST:PORT');
+    const a = parseAddress(configured);
+    if (a.kind !== 'tcp' || a.port === 0) throw new Error(`advertise_address ${configured}: peers need a HOST:PORT with a port`);
+    if (isWildcard(a.host)) throw new Error(`advertise_address ${configured}: ${a.host} is no address a peer can dial`);
+    return configured;
+  }
+  if (!registry) {
+    throw new Error(`advertise_address is required: it defaults to the registry listener's address, and the listener is not running (${registryMissing})`);
+  }
+  const bound = registry.listener.address;
+  const a = parseAddress(bound);
+  if (a.kind === 'tcp' && isWildcard(a.host)) {
+    throw new Error(`advertise_address is required: the registry listener is bound to ${bound} (every interface), which names no address peers can dial`);
+  }
+  return bound;
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]';
+}
