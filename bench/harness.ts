@@ -60,6 +60,17 @@ export function benchArgs<const O extends NonNullable<ParseArgsConfig['options']
   return parseArgs({ options }).values;
 }
 
+/** The options named (without `--`) as positive integers; a SetupError names the first that is not one. */
+export function positiveIntegers<const K extends string>(values: Partial<Record<K, unknown>>, names: readonly K[]): Record<K, number> {
+  const out = {} as Record<K, number>;
+  for (const name of names) {
+    const v = Number(values[name]);
+    if (!Number.isInteger(v) || v <= 0) throw new SetupError(`--${name} must be a positive integer`);
+    out[name] = v;
+  }
+  return out;
+}
+
 // ---- commands -----------------------------------------------------------------------------------
 
 /** Where `cmd` is on PATH (or undefined). */

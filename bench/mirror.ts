@@ -26,11 +26,12 @@ import { fileURLToPath } from 'node:url';
 import { stringify as stringifyToml } from 'smol-toml';
 import { api, berthStore, readBerthConfig, requireBuilt, startBerth } from './berth-server.js';
 import { ctrContent, ctrReset, ctrSnapshots, startContainerd } from './containerd.js';
-import { benchArgs, onCleanup, requireTools, run, runBench, runMeasured, settle, SetupError, sleep, which, type Usage } from './harness.js';
+import { benchArgs, onCleanup, positiveIntegers, requireTools, run, runBench, runMeasured, settle, sleep, which, type Usage } from './harness.js';
 import { loadavg, machineBusySeconds, median, procCpuSeconds, ratio, RssSampler, showRatio, timed } from './measure.js';
 import { bigLayer, buildImage, pushImage, type Image } from '../test/fixtures/images.js';
 import { startProxy, type Proxy } from '../test/fixtures/proxy.js';
 import { freePort, REGISTRY_BIN, startRegistry, type Registry } from '../test/fixtures/registry.js';
+import type { RegistryStats } from '../src/client/types.js';
 
 const MiB = 1 << 20;
 const MB = 1e6;
@@ -74,16 +75,6 @@ interface Row {
 
 const newRow = (name: string): Row => ({ name, seconds: [], upstream: [], cpu: [], rss: 0 });
 
-interface RegistryStats {
-  address: string;
-  requests: number;
-  hits: number;
-  pullThroughs: number;
-  followers: number;
-  bytesServed: number;
-  bytesFetchedUpstream: number;
-  hitRatio: number;
-}
 
 async function berthStats(url: string): Promise<RegistryStats> {
   const res = await api(url, 'GET', '/v1/registry/stats');
@@ -159,13 +150,7 @@ async function main(): Promise<void> {
     },
   );
   if (!values) return;
-  const sizeMiB = Number(values['size-mib']);
-  const layerCount = Number(values.layers);
-  const rounds = Number(values.rounds);
-  const clients = Number(values.clients);
-  for (const [name, v] of [['--size-mib', sizeMiB], ['--layers', layerCount], ['--rounds', rounds], ['--clients', clients]] as const) {
-    if (!Number.isInteger(v) || v <= 0) throw new SetupError(`${name} must be a positive integer`);
-  }
+  const { 'size-mib': sizeMiB, layers: layerCount, rounds, clients } = positiveIntegers(values, ['size-mib', 'layers', 'rounds', 'clients']);
   const baseConfig = await readBerthConfig(values['berth-config'] ? resolve(values['berth-config']) : undefined);
   requireBuilt();
   requireTools(

@@ -16,7 +16,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { berthPull, berthReset, checkBerthHas, requireBuilt, startBerth, type PullResult } from './berth-server.js';
 import { ctrContent, ctrReset, startContainerd } from './containerd.js';
-import { benchArgs, onCleanup, requireTools, run, runBench, runMeasured, settle, which, type Usage } from './harness.js';
+import { benchArgs, onCleanup, positiveIntegers, requireTools, run, runBench, runMeasured, settle, which, type Usage } from './harness.js';
 import {
   loadavg,
   machineBusySeconds,
@@ -64,13 +64,7 @@ async function main(): Promise<void> {
     },
   );
   if (!values) return;
-  const sizeMiB = Number(values['size-mib']);
-  const layerCount = Number(values.layers);
-  const rounds = Number(values.rounds);
-  const concurrent = Number(values.concurrent);
-  for (const [name, v] of [['--size-mib', sizeMiB], ['--layers', layerCount], ['--rounds', rounds], ['--concurrent', concurrent]] as const) {
-    if (!Number.isInteger(v) || v <= 0) throw new Error(`${name} must be a positive integer`);
-  }
+  const { 'size-mib': sizeMiB, layers: layerCount, rounds, concurrent } = positiveIntegers(values, ['size-mib', 'layers', 'rounds', 'concurrent']);
   const cpuProfDir = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
   const berthConfig = values['berth-config'] ? resolve(values['berth-config']) : undefined;
   requireBuilt();
