@@ -51,7 +51,10 @@ export class Session {
       const lease = client.lease(o.ttlS);
       // Attached at once: a failed grant emits `lost` too.
       lease.on('lost', (err) => session?.broken(`lease lost: ${err.message}`));
-      lease.on('keepaliveFailed', (err) => session?.broken(`lease keepalive failed: ${(err as unknown as Error).message ?? err}`));
+      // Not `keepaliveFailed`: the client retries a failed keepalive itself (after 100 ms), and one
+      // missed beat — a stalled event loop, a dropped stream — does not end a lease that has
+      // TTL left. `lost` comes when it does (the lease invalid, or 2 × TTL without a beat); an
+      // etcd that went away is seen at once by the watch (`disconnected`).
       const id = await lease.grant();
       session = new Session(o, client, lease, id);
       await session.startWatch();
