@@ -124,11 +124,14 @@ export class RegistryService {
     }
     const body = await readBlob({ readerAt: (d) => this.content.readerAt(this.ctx, d) }, desc.digest);
     const children = childrenOf(desc, body);
-    if (children.length > 0) {
+    // GC labels once, when the manifest arrives (a manifest held already has them): a tag served
+    // from the store costs no metadata write. Its children are remembered on every serve, as the
+    // map starts empty at each start of the server.
+    if (children.length > 0 && from !== 'hit') {
       const labels = childGcLabels(children);
       await this.content.update(this.ctx, desc.digest, labels, Object.keys(labels).map((k) => `labels.${k}`));
-      for (const child of children) this.remember(child);
     }
+    for (const child of children) this.remember(child);
     return { descriptor: { mediaType: desc.mediaType, digest: desc.digest, size: desc.size }, body, from };
   }
 
