@@ -18,6 +18,7 @@ import { validateIdentifier } from '../metadata/validate.js';
 import { eventsType } from './events.js';
 import { metadataType, type Metadata } from './metadata.js';
 import type { Registry } from './registry-listener.js';
+import { checkKeys } from './options.js';
 import { SkipPlugin, type Registration } from './registry.js';
 import { serviceType } from './services.js';
 
@@ -33,9 +34,7 @@ export const fleetPlugin: Registration<EtcdFleet> = {
   requires: ['*'],
   async init(ctx) {
     const c = ctx.config;
-    for (const key of Object.keys(c)) {
-      if (!keys.has(key)) throw new Error(`unknown key ${JSON.stringify(key)} (known: ${[...keys].join(', ')})`);
-    }
+    checkKeys(c, keys);
     if (c.etcd_endpoints === undefined) throw new SkipPlugin('no etcd_endpoints configured: this node works alone');
     const endpoints = parseEndpoints(c.etcd_endpoints);
     const node = validateNodeName(c.node_name ?? hostname());

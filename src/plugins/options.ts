@@ -7,3 +7,10 @@ export function numberOption(config: Record<string, unknown>, key: string): numb
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`${key} must be a non-negative number`);
   return v;
 }
+
+/** Refuses a key the plugin does not know, naming the ones it does. */
+export function checkKeys(config: Record<string, unknown>, known: ReadonlySet<string>): void {
+  for (const key of Object.keys(config)) {
+    if (!known.has(key)) throw new Error(`unknown key ${JSON.stringify(key)} (known: ${[...known].join(', ')})`);
+  }
+}

@@ -18,6 +18,7 @@ import { RegistryService } from '../registry/service.js';
 import { RegistryCounters, type RegistryStats } from '../registry/stats.js';
 import { metadataType, type Metadata } from './metadata.js';
 import type { Pulls } from './pull.js';
+import { checkKeys } from './options.js';
 import { SkipPlugin, type Registration } from './registry.js';
 import { serviceType } from './services.js';
 
@@ -39,9 +40,7 @@ export const registryListenerPlugin: Registration<Registry> = {
   requires: ['*'],
   async init(ctx) {
     const c = ctx.config;
-    for (const key of Object.keys(c)) {
-      if (!keys.has(key)) throw new Error(`unknown key ${JSON.stringify(key)} (known: ${[...keys].join(', ')})`);
-    }
+    checkKeys(c, keys);
     if (c.address === undefined || c.address === '') throw new SkipPlugin('no address configured (berth serve --registry-address HOST:PORT)');
     if (typeof c.address !== 'string') throw new Error('address must be HOST:PORT');
     const address = parseAddress(c.address);
