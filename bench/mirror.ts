@@ -28,12 +28,12 @@ import { api, berthStore, readBerthConfig, requireBuilt, startBerth } from './be
 import { ctrContent, ctrReset, ctrSnapshots, startContainerd } from './containerd.js';
 import { benchArgs, onCleanup, positiveIntegers, requireTools, run, runBench, runMeasured, settle, sleep, which, type Usage } from './harness.js';
 import { loadavg, machineBusySeconds, median, procCpuSeconds, ratio, RssSampler, showRatio, timed } from './measure.js';
-import { bigLayer, buildImage, pushImage, type Image } from '../test/fixtures/images.js';
+import { pushBenchImages } from './big-image.js';
+import type { Image } from '../test/fixtures/images.js';
 import { startProxy, type Proxy } from '../test/fixtures/proxy.js';
 import { freePort, REGISTRY_BIN, startRegistry, type Registry } from '../test/fixtures/registry.js';
 import type { RegistryStats } from '../src/client/types.js';
 
-const MiB = 1 << 20;
 const MB = 1e6;
 const targets = { berthUpstream: 1.0, concurrentRatio: 1.1, warmRatio: 1.0, ctrRatio: 1.0 };
 const REPO = 'bench/big';
@@ -178,27 +178,10 @@ async function main(): Promise<void> {
   onCleanup(() => upstream.stop());
   console.log('file systems (temp folder: berth roots, OCI layouts, containerd root; the registries\' storage):');
   for (const line of (await run('df', ['-PT', dir, upstream.storageDir])).trimEnd().split('\n')) console.log(`  ${line}`);
-  const perLayer = Math.floor((sizeMiB * MiB) / layerCount);
-  let image!: Image;
-  const buildSeconds = await timed(async () => {
-    const layers = [];
-    for (let i = 0; i < layerCount; i++) layers.push(await bigLayer(perLayer, { seed: i + 1, path: `layer-${i}.bin` }));
-    image = buildImage({ layers });
-  });
-  const pushSeconds = await timed(async () => {
-    await pushImage(upstream, REPO, TAG, image);
-  });
+  // And a small image each fresh cache serves once, untimed, before its first timed step.
+  const { image, expected, total, warmImage } = await pushBenchImages(upstream, { repo: REPO, warmRepo: WARM_REPO, tag: TAG }, sizeMiB, layerCount);
   /** config + layers: what a cache must hold (the manifest is checked in the clients' layouts). */
   const blobs = new Map(image.blobs.map((b) => [b.digest, b.size] as [string, number]));
-  const expected = new Map<string, number>([[image.digest, image.size], ...blobs]);
-  const total = [...expected.values()].reduce((a, b) => a + b, 0);
-  console.log(
-    `image ${upstream.host}/${REPO}:${TAG}: ${expected.size} blobs (manifest, config, ${layerCount} layers of ${(perLayer / MiB).toFixed(1)} MiB), ` +
-      `${(total / MB).toFixed(1)} MB; built in ${buildSeconds.toFixed(1)} s, pushed in ${pushSeconds.toFixed(1)} s`,
-  );
-  // A small image each fresh cache serves once, untimed, before its first timed step.
-  const warmImage = buildImage({ layers: [await bigLayer(4 * MiB, { seed: 101 }), await bigLayer(4 * MiB, { seed: 102 })] });
-  await pushImage(upstream, WARM_REPO, TAG, warmImage);
   const warmBlobs = new Map(warmImage.blobs.map((b) => [b.digest, b.size] as [string, number]));
   await run('sync', []);
 

@@ -29,10 +29,9 @@ import {
   summariseProfile,
   timed,
 } from './measure.js';
-import { bigLayer, buildImage, pushImage, type Image } from '../test/fixtures/images.js';
+import { pushBenchImages } from './big-image.js';
 import { REGISTRY_BIN, startRegistry, type Registry } from '../test/fixtures/registry.js';
 
-const MiB = 1 << 20;
 const MB = 1e6;
 const targets = { skopeoRatio: 1.0, ctrRatio: 0.5, concurrentRatio: 1.2, rssMB: 200 };
 const REPO = 'bench/big';
@@ -94,26 +93,9 @@ async function main(): Promise<void> {
   onCleanup(() => registry.stop());
   console.log('file systems (temp folder: berth root, OCI layouts, containerd root; the registry storage):');
   for (const line of (await run('df', ['-PT', dir, registry.storageDir])).trimEnd().split('\n')) console.log(`  ${line}`);
-  const perLayer = Math.floor((sizeMiB * MiB) / layerCount);
-  let image!: Image;
-  const buildSeconds = await timed(async () => {
-    const layers = [];
-    for (let i = 0; i < layerCount; i++) layers.push(await bigLayer(perLayer, { seed: i + 1, path: `layer-${i}.bin` }));
-    image = buildImage({ layers });
-  });
-  const pushSeconds = await timed(async () => {
-    await pushImage(registry, REPO, TAG, image);
-  });
-  const expected = new Map<string, number>([[image.digest, image.size], ...image.blobs.map((b) => [b.digest, b.size] as [string, number])]);
-  const total = [...expected.values()].reduce((a, b) => a + b, 0);
+  // And a small image for the untimed warm-up of every tool.
+  const { image, expected, total } = await pushBenchImages(registry, { repo: REPO, warmRepo: WARM_REPO, tag: TAG }, sizeMiB, layerCount);
   const ref = `${registry.host}/${REPO}:${TAG}`;
-  console.log(
-    `image ${ref}: ${expected.size} blobs (manifest, config, ${layerCount} layers of ${(perLayer / MiB).toFixed(1)} MiB), ` +
-      `${(total / MB).toFixed(1)} MB; built in ${buildSeconds.toFixed(1)} s, pushed in ${pushSeconds.toFixed(1)} s`,
-  );
-  // A small image for the untimed warm-up of every tool.
-  const warmImage = buildImage({ layers: [await bigLayer(4 * MiB, { seed: 101 }), await bigLayer(4 * MiB, { seed: 102 })] });
-  await pushImage(registry, WARM_REPO, TAG, warmImage);
   const warmRef = `${registry.host}/${WARM_REPO}:${TAG}`;
   await run('sync', []);
 
