@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess, execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import * as net from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -205,7 +206,8 @@ async function startChildNode(prefix: string, name: string, claim?: string): Pro
 describe('fleet membership', { timeout: 120_000 }, () => {
   test('nodes see each other, each listing all with its registry address; a bad digest is 400', async () => {
     const prefix = newPrefix();
-    const nodes = await Promise.all(['a', 'b', 'c'].map((n) => startNode(prefix, `node-${n}`)));
+    // A TTL of 10 s (not the short one): this test is about what each node lists, not about leaving.
+    const nodes = await Promise.all(['a', 'b', 'c'].map((n) => startNode(prefix, `node-${n}`, { lease_ttl_s: 10 })));
     for (const node of nodes) {
       await waitFor(`${node.url} lists node-a, node-b, node-c`, async () => sameSet(await names(node), ['node-a', 'node-b', 'node-c']));
     }
@@ -215,7 +217,7 @@ describe('fleet membership', { timeout: 120_000 }, () => {
       assert.deepEqual(
         items.map((n: Json) => [n.name, n.address, n.self]),
         [0, 1, 2].map((j) => [`node-${'abc'[j]}`, addresses[j], j === i]),
-        'by name, each with the address its registry listener is bound to, itself marked',
+        `by name, each with the address its registry listener is bound to, itself marked (fleet: ${JSON.stringify(await fleetExports(node))})`,
       );
       for (const n of items) assert.match(n.startedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
       const ex = await fleetExports(node);
@@ -316,6 +318,59 @@ describe('the watch cache', { timeout: 60_000 }, () => {
       assert.deepEqual(broken, []);
     } finally {
       await session.close({ revoke: true });
+    }
+  });
+
+  test('a connection to etcd cut and back at once: the session stays open on its lease and misses no change', async () => {
+    const prefix = newPrefix();
+    const keys = new FleetKeys(prefix);
+    const client = new Etcd3({ hosts: etcd.endpoint });
+    cleanups.push(async () => client.close());
+    // A plain TCP pipe in front of etcd that can drop every connection through it.
+    const target = new URL(etcd.endpoint);
+    const sockets = new Set<net.Socket>();
+    const pipe = net.createServer((inbound) => {
+      const outbound = net.connect(Number(target.port), target.hostname);
+      for (const [a, b] of [[inbound, outbound], [outbound, inbound]]) {
+        sockets.add(a);
+        a.pipe(b);
+        a.on('error', () => b.destroy());
+        a.on('close', () => {
+          sockets.delete(a);
+          b.destroy();
+        });
+      }
+    });
+    await new Promise<void>((resolve) => pipe.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => pipe.close(resolve)));
+    const view = new FleetView(keys);
+    const broken: string[] = [];
+    const session = await Session.open({
+      endpoints: [`127.0.0.1:${(pipe.address() as net.AddressInfo).port}`],
+      keys,
+      ttlS: 10,
+      callTimeoutMs: 5000,
+      view,
+      onBroken: (reason) => broken.push(reason),
+    });
+    try {
+      const record = (name: string) => JSON.stringify({ name, address: '127.0.0.1:1', startedAt: '2026-01-02T03:04:05.000000000Z' });
+      await session.put(keys.node('self'), record('self'));
+      await waitFor('the watch delivered its own record', () => view.nodes().length === 1);
+      const cut = sockets.size;
+      assert.ok(cut > 0, 'the session has connections through the pipe');
+      for (const socket of sockets) socket.destroy();
+      // A change while the watch is down: the reconnected watch delivers it from its revision.
+      await client.put(keys.node('other')).value(record('other'));
+      await waitFor('the change made while the watch was down arrived', () => view.nodes().map((n) => n.name).join() === 'other,self');
+      await session.put(keys.node('self'), record('self'));
+      assert.deepEqual(broken, [], 'a drop the client repaired is no reason to leave');
+      assert.equal(session.isOpen, true);
+      // Still on its lease: the node's record goes with it.
+      await client.leaseClient.leaseRevoke({ ID: session.leaseId });
+      await waitFor('the record went with the lease', () => view.nodes().map((n) => n.name).join() === 'other');
+    } finally {
+      await session.close({ revoke: true }).catch(() => {});
     }
   });
 });

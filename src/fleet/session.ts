@@ -1,6 +1,6 @@
 // One connection of this node to etcd: a client, the node's lease (kept alive by the client every
 // TTL/3, as etcd's Go client does) and the watch that keeps the fleet view current. A session
-// that breaks — etcd unreachable, the lease lost, the watch cut — is not repaired in place: it
+// that breaks — etcd unreachable, the lease lost, the watch cut and not back within a request's deadline — is not repaired in place: it
 // reports why, once, and the fleet (fleet.ts) opens a fresh one. A fresh client each time also
 // sheds whatever a half-open gRPC stream left behind (microsoft/etcd3#110, #153).
 import { Etcd3, Range, type Lease, type Watcher } from 'etcd3';
@@ -29,6 +29,7 @@ export class Session {
   private reported?: string;
   private failure?: Error;
   private watcher?: Watcher;
+  private watchGrace?: NodeJS.Timeout;
 
   private constructor(
     private readonly o: SessionOptions,
@@ -141,6 +142,7 @@ export class Session {
     this.closed = true;
     const watcher = this.watcher;
     this.watcher = undefined;
+    this.watchUp();
     // Cancelled before the client closes, or the client's watch manager would keep reconnecting it.
     if (watcher) await withTimeout(watcher.cancel(), this.o.callTimeoutMs).catch(() => {});
     try {
@@ -184,7 +186,12 @@ export class Session {
       watcher.on('disconnected', (err) => {
         clearTimeout(timer);
         reject(err);
-        if (this.watcher === watcher) this.broken(`watch disconnected: ${err.message}`);
+        if (this.watcher === watcher && this.opened) this.watchDown(watcher, err.message);
+      });
+      // The client reconnects a dropped watch by itself, from the revision after the last event
+      // it delivered: nothing is missed. A drop it repairs within the grace is no reason to leave.
+      watcher.on('connected', () => {
+        if (this.watcher === watcher) this.watchUp();
       });
       watcher.on('error', (err) => {
         clearTimeout(timer);
@@ -192,6 +199,24 @@ export class Session {
         if (this.watcher === watcher && this.opened) void this.relist(err.message);
       });
     });
+  }
+
+  /**
+   * The watch dropped: the session breaks unless the client has it back within a request's
+   * deadline. Meanwhile the view is kept (claims are taken in etcd, never from the view alone);
+   * an etcd that is really gone also stops the lease's keepalive and every request.
+   */
+  private watchDown(watcher: Watcher, reason: string): void {
+    if (this.watchGrace) return;
+    this.watchGrace = setTimeout(() => {
+      this.watchGrace = undefined;
+      if (this.watcher === watcher) this.broken(`watch disconnected (${reason}) and not back within ${this.o.callTimeoutMs} ms`);
+    }, this.o.callTimeoutMs);
+  }
+
+  private watchUp(): void {
+    clearTimeout(this.watchGrace);
+    this.watchGrace = undefined;
   }
 
   private async relist(reason: string): Promise<void> {
