@@ -130,9 +130,11 @@ export function pullView(p: PullView): wire.Pull {
     ...(p.image ? { image: p.image } : {}),
     lease: p.lease,
     bytesFetched: p.bytesFetched,
+    bytesFromUpstream: p.bytesFromUpstream,
+    bytesFromPeers: p.bytesFromPeers,
     startedAt: formatTimestamp(p.startedAt),
     ...(p.finishedAt ? { finishedAt: formatTimestamp(p.finishedAt) } : {}),
-    blobs: p.blobs.map((b) => ({ digest: b.digest, mediaType: b.mediaType, size: b.size, offset: b.offset, state: b.state })),
+    blobs: p.blobs.map((b) => ({ digest: b.digest, mediaType: b.mediaType, size: b.size, offset: b.offset, state: b.state, sources: b.sources })),
     unpacks: p.unpacks.map(unpackResultView),
   };
 }

@@ -66,6 +66,8 @@ export class EtcdFleet implements Fleet, FleetReader {
   private currentReason: string | undefined = 'not started';
   private session?: Session;
   private readonly staleLeases: string[] = [];
+  /** Digests this node claimed and is still fetching: claimed again at a re-join. */
+  private readonly claims = new Set<string>();
   private readonly keys: FleetKeys;
   private readonly view: FleetView;
   private readonly adverts: Advertiser;
@@ -166,6 +168,10 @@ export class EtcdFleet implements Fleet, FleetReader {
     return this.view.holders(digest);
   }
 
+  addressOf(name: string): string | undefined {
+    return this.view.nodeRecord(name)?.address;
+  }
+
   claimOf(digest: string): string | undefined {
     return this.view.claim(digest);
   }
@@ -198,8 +204,19 @@ export class EtcdFleet implements Fleet, FleetReader {
       return aloneClaim;
     }
     if (answer.created) {
+      this.claims.add(digest);
       let released: Promise<void> | undefined;
-      return { mine: true, release: () => (released ??= this.release(session, key, digest)) };
+      return {
+        mine: true,
+        release: () =>
+          (released ??= (async () => {
+            this.claims.delete(digest);
+            // The claim is on the lease of the session now open: the one it was taken on, or
+            // the one that took it again at a re-join.
+            const current = this.session;
+            if (current) await this.release(current, key, digest);
+          })()),
+      };
     }
     // A transaction compares and reads at one revision: the key it found there exists.
     if (answer.value === undefined) throw new BerthError('internal', `claim ${digest}: etcd found the claim key and read none`);
@@ -277,9 +294,26 @@ export class EtcdFleet implements Fleet, FleetReader {
     this.setState('joined', undefined);
     const joined = session;
     void this.adverts.attach(joined).then(
-      () => this.revokeStaleLeases(joined),
+      // Earlier leases first: a claim still on one would make the new claim look taken.
+      () => this.revokeStaleLeases(joined).then(() => this.reclaim(joined)),
       (err: Error) => this.broken(joined, `advertising committed content: ${err.message}`),
     );
+  }
+
+  /**
+   * The claims this node held when its last session broke went with that session's lease; its
+   * fetches go on, so it claims them again (unless another node took one meanwhile: then both
+   * fetch it, once each).
+   */
+  private async reclaim(session: Session): Promise<void> {
+    for (const digest of [...this.claims]) {
+      if (this.session !== session) return;
+      try {
+        await session.createIfAbsent(this.keys.claim(digest), this.node);
+      } catch (err) {
+        return this.broken(session, `claiming ${digest} again: ${(err as Error).message}`);
+      }
+    }
   }
 
   /** Leases of earlier sessions: what is still on them (advertisements withdrawn meanwhile, old claims) goes now. */

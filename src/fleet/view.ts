@@ -72,6 +72,10 @@ export class FleetView {
     return [...this.nodeRecords.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  nodeRecord(name: string): NodeRecord | undefined {
+    return this.nodeRecords.get(name);
+  }
+
   /**
    * Nodes advertising `digest` that have a node record (the address to reach them): complete
    * first, then the furthest along, then by name so that the order is stable.

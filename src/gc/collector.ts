@@ -13,7 +13,7 @@ import { formatTimestamp } from '../oci/time.js';
 import { GcGraph, loadSnapshot } from './graph.js';
 import type { NodeType } from './labels.js';
 import { markIds, pathTo } from './mark.js';
-import { Sweeper, unreached, type BackendSnapshot, type SweepOptions, type SweepResult } from './sweep.js';
+import { Sweeper, unreached, type BackendSnapshot, type BlobsRemoving, type SweepOptions, type SweepResult } from './sweep.js';
 
 // The graph as the collector reads it, for tests that check its roots, edges and mark.
 
@@ -76,6 +76,16 @@ export class GarbageCollector {
       }
       return result;
     });
+  }
+
+  /**
+   * Calls `fn` with the blob records each collection is about to delete, before it deletes them
+   * (under the metadata write lock: keep it short). The fleet withdraws its advertisements there,
+   * so that no peer is sent for a blob that is going. Returns the function that stops it.
+   */
+  beforeBlobsRemoved(fn: BlobsRemoving): () => void {
+    this.sweeper.blobsRemoving.add(fn);
+    return () => this.sweeper.blobsRemoving.delete(fn);
   }
 
   /** Explains why `digest` is kept (a path from a root in each namespace that has it) or not. */

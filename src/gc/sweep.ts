@@ -53,7 +53,12 @@ export interface BackendSnapshot {
   key: string;
 }
 
+/** Told which blob records a sweep is about to delete, before it does (see GarbageCollector.beforeBlobsRemoved). */
+export type BlobsRemoving = (blobs: Array<{ namespace: string; digest: string }>) => Promise<void>;
+
 export class Sweeper {
+  readonly blobsRemoving = new Set<BlobsRemoving>();
+
   constructor(
     private readonly db: MetadataDB,
     private readonly backend: LocalStore,
@@ -106,6 +111,8 @@ export class Sweeper {
       tx.put(this.db.snapshots, pk, next);
     }
     if (!dryRun) {
+      const blobs = doomed.filter((d) => d.kind === 'blobs').map((d) => ({ namespace: d.node.namespace, digest: d.node.key }));
+      if (blobs.length > 0) for (const fn of this.blobsRemoving) await fn(blobs);
       await this.db.write(tx);
       for (const { kind, node } of doomed) {
         if (kind === 'images') this.opts.events?.publish(node.namespace, '/images/delete', { name: node.key });

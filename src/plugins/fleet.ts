@@ -1,6 +1,7 @@
 // Plugin io.berth.service.v1 "fleet": this node's membership of a fleet of berth nodes that find
-// content on each other through etcd (issue 12, part 1: membership, the fleet's view,
-// advertisements and claims; pulls do not use peers yet). Off unless endpoints are configured:
+// content on each other through etcd (issue 12): membership, the fleet's view, advertisements and
+// claims, and the pulls' use of them — pulls (and the registry listener's pull-through) fetch from
+// peers first and advertise what they fetch. Off unless endpoints are configured:
 //
 //   [plugins."io.berth.service.v1.fleet"]
 //   etcd_endpoints = ["http://10.0.0.5:2379"]
@@ -9,6 +10,7 @@
 //   lease_ttl_s = 10
 //   prefix = "/berth/fleet"
 //   namespace = "default"                 # default: the registry listener's namespace
+//   peer_timeout_ms = 200                 # a peer that has not answered by then is passed over
 import { hostname } from 'node:os';
 import { parseAddress } from '../config.js';
 import type { EventBus } from '../events/bus.js';
@@ -18,11 +20,14 @@ import { validateIdentifier } from '../metadata/validate.js';
 import { eventsType } from './events.js';
 import { metadataType, type Metadata } from './metadata.js';
 import type { Registry } from './registry-listener.js';
-import { checkKeys } from './options.js';
+import { checkKeys, numberOption } from './options.js';
+import { gcType, type Gc } from './gc.js';
+import type { Pulls } from './pull.js';
+import { PeerClient } from '../remotes/peer.js';
 import { SkipPlugin, type Registration } from './registry.js';
 import { serviceType } from './services.js';
 
-const keys = new Set(['etcd_endpoints', 'node_name', 'advertise_address', 'lease_ttl_s', 'prefix', 'namespace']);
+const keys = new Set(['etcd_endpoints', 'node_name', 'advertise_address', 'lease_ttl_s', 'prefix', 'namespace', 'peer_timeout_ms']);
 
 export const fleetPlugin: Registration<EtcdFleet> = {
   type: serviceType,
@@ -80,33 +85,56 @@ export const fleetPlugin: Registration<EtcdFleet> = {
     show();
     fleet.onStateChange(show);
 
-    // Blobs committed or deleted through the content API in the served namespace. (Pulls will
-    // advertise their blobs as they arrive in part 2.)
+    // Blobs committed or deleted through the content API in the served namespace. (Pulls
+    // advertise their own blobs from their first byte: src/pull/fetch.ts.)
     const unsubscribe = ctx.get<EventBus>(eventsType).subscribe([`namespace==${JSON.stringify(namespace)}`], (e) => {
       const digest = e.event.digest;
       if (typeof digest !== 'string') return;
       if (e.topic === '/content/create' && typeof e.event.size === 'number') fleet.advertise(digest, e.event.size, e.event.size, true);
       else if (e.topic === '/content/delete') void fleet.withdraw(digest);
     });
+    // The GC withdraws a blob's advertisement before it removes the blob.
+    const stopWithdrawing = gcOf(ctx)?.collector.beforeBlobsRemoved(async (blobs) => {
+      await Promise.all(blobs.filter((b) => b.namespace === namespace).map((b) => fleet.withdraw(b.digest).catch(() => {})));
+    }) ?? (() => {});
+    // Pulls use the peers from now on (the pulls plugin initialised before this one).
+    const pulls = ctx.get<Pulls>(serviceType, 'pulls');
+    const client = new PeerClient({ node, token: registry?.token, connectTimeoutMs: numberOption(c, 'peer_timeout_ms') ?? 200 });
+    const stop = async () => {
+      pulls.fetcher.usePeers(undefined);
+      unsubscribe();
+      stopWithdrawing();
+      await client.close();
+    };
     try {
       await fleet.start();
     } catch (err) {
-      unsubscribe();
+      await stop();
       await fleet.close();
       throw err;
     }
-    closers.set(fleet, unsubscribe);
+    pulls.fetcher.usePeers({ fleet, client, namespace });
+    closers.set(fleet, stop);
     return fleet;
   },
   async close(fleet) {
-    closers.get(fleet)?.();
+    await closers.get(fleet)?.();
     closers.delete(fleet);
     await fleet.close();
   },
 };
 
-/** Each fleet's event subscription, ended at close. */
-const closers = new WeakMap<EtcdFleet, () => void>();
+/** What each fleet undoes at close: the pulls' use of peers, its subscriptions, its peer client. */
+const closers = new WeakMap<EtcdFleet, () => Promise<void>>();
+
+/** The garbage collector, unless it is switched off. */
+function gcOf(ctx: { get<T>(type: string, id?: string): T }): Gc | undefined {
+  try {
+    return ctx.get<Gc>(gcType);
+  } catch {
+    return undefined;
+  }
+}
 
 /** The configured address, else the registry listener's; one way or the other, one peers can dial. */
 function advertiseAddress(configured: unknown, registry: Registry | undefined, registryMissing: string): string {

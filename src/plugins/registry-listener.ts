@@ -28,6 +28,8 @@ export interface Registry {
   pullThrough: PullThrough;
   /** What `GET /v1/registry/stats` answers. */
   stats(): RegistryStats;
+  /** The token clients must send (`auth_token_file`); peers in a fleet send it to each other. */
+  token?: string;
 }
 
 const keys = new Set(['address', 'namespace', 'default_upstream', 'pull_through', 'auth_token_file']);
@@ -75,7 +77,7 @@ export const registryListenerPlugin: Registration<Registry> = {
     ctx.exports.namespace = namespace;
     if (defaultUpstream) ctx.exports.default_upstream = defaultUpstream as string;
     ctx.logger.info({ address: listener.address, namespace, defaultUpstream, pullThrough }, 'registry listener started');
-    return { service, listener, pullThrough: through, stats: () => counters.snapshot(listener.address, namespace) };
+    return { service, listener, pullThrough: through, stats: () => counters.snapshot(listener.address, namespace), token };
   },
   async close(registry) {
     registry.pullThrough.close();

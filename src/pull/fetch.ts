@@ -1,7 +1,10 @@
 // Fetching one blob into the content store: resumed from whatever its ingest already holds
 // (`Range: bytes=N-`), retried from the new offset when the connection is cut, verified at
 // commit — and fetched once however many pulls want it at the same time (single flight: the
-// others wait for that download, then adopt the blob; no lock polling).
+// others wait for that download, then adopt the blob; no lock polling). Where the bytes come from
+// — the upstream, or peers in a fleet — is sources.ts's choice, made again at every resume; a
+// download in the fleet's namespace is advertised to the fleet from its start, so peers can
+// follow it, and withdrawn if it stops short.
 import { BerthError, errorCode } from '../../store/errors.js';
 import type { MetadataContentStore } from '../metadata/content.js';
 import type { OpContext } from '../metadata/context.js';
@@ -11,15 +14,16 @@ import type { ImageReference } from '../remotes/reference.js';
 import { withSpan } from '../../store/telemetry.js';
 import { writeStream } from '../../store/copy.js';
 import { ingestRef } from './children.js';
+import { BlobSources, SourceChoice, type Peers, type SourceName } from './sources.js';
 
 export interface FetchProgress {
   /**
-   * An attempt at the blob started at `offset`; its ingest is open for writing, so it can be
-   * followed through the content store.
+   * An attempt at the blob started at `offset`, from `source`; its ingest is open for writing,
+   * so it can be followed through the content store.
    */
-  started(offset: number): void;
-  /** `bytes` more arrived and are on disk. */
-  wrote(bytes: number): void;
+  started(offset: number, source: SourceName): void;
+  /** `bytes` more arrived from `source` and are on disk. */
+  wrote(bytes: number, source: SourceName): void;
 }
 
 /** One blob to make present in the context's namespace (and lease), and who hears how it goes. */
@@ -40,17 +44,42 @@ export interface BlobFetcherOptions {
   attempts?: number;
 }
 
+/** A download in progress on this node: what a peer asking for the blob follows. */
+export interface Download {
+  ctx: OpContext;
+  desc: Descriptor;
+  /** Settles when the download ends: committed (resolves) or stopped short (rejects). */
+  done: Promise<void>;
+}
+
 export class BlobFetcher {
   /** Downloads in flight, by digest: shared by every pull in this server. */
-  private readonly flights = new Map<string, Promise<void>>();
+  private readonly flights = new Map<string, Download>();
   private readonly attempts: number;
+  private readonly sources: BlobSources;
 
   constructor(
     private readonly content: MetadataContentStore,
-    private readonly resolver: Resolver,
+    resolver: Resolver,
     opts: BlobFetcherOptions = {},
   ) {
     this.attempts = opts.attempts ?? 5;
+    this.sources = new BlobSources(resolver);
+  }
+
+  /** The fleet joins (or, with undefined, leaves): downloads then use and tell peers. */
+  usePeers(peers: Peers | undefined): void {
+    this.sources.usePeers(peers);
+  }
+
+  /** What `ref`'s tag names according to the peers (for when the upstream does not answer). */
+  resolveFromPeers(ref: ImageReference, signal?: AbortSignal): Promise<Descriptor | undefined> {
+    return this.sources.resolveFromPeers(ref, signal);
+  }
+
+  /** The download of `digest` running on this node, if any. */
+  downloading(digest: string): Download | undefined {
+    return this.flights.get(digest);
   }
 
   /** Makes the blob present: fetched, or already there. */
@@ -64,15 +93,15 @@ export class BlobFetcher {
       if (!flight) break;
       // Someone is downloading it: wait (or give up when cancelled), then adopt what they
       // committed — or try ourselves.
-      await waitUnlessAborted(flight.catch(() => {}), signal);
+      await waitUnlessAborted(flight.done.catch(() => {}), signal);
     }
     let outcome: FetchOutcome = 'exists';
-    const flight = this.download(req).then((o) => {
+    const done = this.download(req).then((o) => {
       outcome = o;
     });
-    this.flights.set(desc.digest, flight);
+    this.flights.set(desc.digest, { ctx: req.ctx, desc, done });
     try {
-      await flight;
+      await done;
     } finally {
       this.flights.delete(desc.digest);
     }
@@ -88,32 +117,50 @@ export class BlobFetcher {
         if (errorCode(err) === 'already_exists') return 'exists';
         throw err;
       }
+      const fleet = this.sources.shares(ctx);
+      const choice = new SourceChoice(ctx, ref, desc, signal);
+      let committed = false;
       try {
         const resumedFrom = writer.status().offset;
         span.setAttribute('berth.resumed_offset', resumedFrom);
         let fetched = false;
-        for (let attempt = 1; writer.status().offset < desc.size; attempt++) {
+        // Failed attempts in a row that brought nothing.
+        let fruitless = 0;
+        while (writer.status().offset < desc.size) {
           const offset = writer.status().offset;
-          progress.started(offset);
-          fetched = true;
+          fleet?.advertise(desc.digest, desc.size, offset, false);
+          let source: SourceName = 'upstream';
+          let failure: unknown;
           try {
-            const body = await this.resolver.fetch(ref, desc, offset, signal);
-            await writeStream(writer, body, (n) => progress.wrote(n));
+            const opened = await this.sources.open(choice, offset);
+            source = opened.source;
+            progress.started(offset, source);
+            fetched = true;
+            await writeStream(writer, opened.body, (n) => {
+              progress.wrote(n, source);
+              fleet?.advertise(desc.digest, desc.size, writer.status().offset, false);
+            });
           } catch (err) {
             signal?.throwIfAborted();
-            const advanced = writer.status().offset > offset;
-            if (attempt >= this.attempts && !advanced) throw err;
             if (errorCode(err) !== 'internal' && errorCode(err) !== 'unavailable') throw err;
-            // Cut mid-blob: go on from what arrived.
+            failure = err;
           }
-          if (writer.status().offset === offset && attempt >= this.attempts) {
-            throw new BerthError('unavailable', `blob ${desc.digest}: no progress after ${attempt} attempts at offset ${offset}`);
+          if (writer.status().offset >= desc.size) break;
+          // Cut mid-blob (or a body that ended short): go on from what arrived, from another
+          // source if a peer failed — unless attempts in a row brought nothing.
+          if (source !== 'upstream') choice.failed.add(source.slice('peer '.length));
+          fruitless = writer.status().offset > offset ? 0 : fruitless + 1;
+          if (fruitless >= this.attempts) {
+            throw failure ?? new BerthError('unavailable', `blob ${desc.digest}: no progress after ${fruitless} attempts at offset ${offset}`);
           }
         }
         try {
           await writer.commit(desc.size, desc.digest, { labels });
         } catch (err) {
-          if (errorCode(err) === 'already_exists') return 'exists';
+          if (errorCode(err) === 'already_exists') {
+            committed = true; // by another writer: the blob is here all the same
+            return 'exists';
+          }
           if (errorCode(err) === 'failed_precondition') {
             // Corrupt bytes: start this blob over next time rather than resume into them.
             await this.content.abort(ctx, ingestRef(desc)).catch(() => {});
@@ -121,8 +168,16 @@ export class BlobFetcher {
           }
           throw err;
         }
+        committed = true;
         return fetched || resumedFrom < desc.size ? 'fetched' : 'exists';
       } finally {
+        await choice.release();
+        if (fleet) {
+          // Complete: advertised as such (the blob is served from the store now). Stopped short:
+          // the partial ingest is not being written, so peers must not wait on it.
+          if (committed) fleet.advertise(desc.digest, desc.size, desc.size, true);
+          else await fleet.withdraw(desc.digest).catch(() => {});
+        }
         await writer.close();
       }
     });

@@ -36,6 +36,8 @@ export interface BlobProgress {
   size: number;
   offset: number;
   state: BlobState;
+  /** Bytes by where they came from: `upstream`, or `peer <node>` (none: the blob was here already). */
+  sources: Record<string, number>;
 }
 
 export interface PullRequest {
@@ -55,6 +57,9 @@ export interface PullView {
   image?: string;
   lease: string;
   bytesFetched: number;
+  /** Of `bytesFetched`, what came from the upstream and what from peers in the fleet. */
+  bytesFromUpstream: number;
+  bytesFromPeers: number;
   startedAt: Date;
   finishedAt?: Date;
   blobs: BlobProgress[];
@@ -80,6 +85,7 @@ class Pull {
   error?: { code: string; message: string };
   image?: string;
   bytesFetched = 0;
+  bytesFromPeers = 0;
   readonly unpacks: UnpackResult[] = [];
   readonly startedAt = new Date();
   finishedAt?: Date;
@@ -103,16 +109,18 @@ class Pull {
       ...(this.image ? { image: this.image } : {}),
       lease: this.lease,
       bytesFetched: this.bytesFetched,
+      bytesFromUpstream: this.bytesFetched - this.bytesFromPeers,
+      bytesFromPeers: this.bytesFromPeers,
       startedAt: this.startedAt,
       ...(this.finishedAt ? { finishedAt: this.finishedAt } : {}),
-      blobs: [...this.blobs.values()].map((b) => ({ ...b })),
+      blobs: [...this.blobs.values()].map((b) => ({ ...b, sources: { ...b.sources } })),
       unpacks: this.unpacks.map((u) => ({ ...u })),
     };
   }
 
   blob(desc: Descriptor): BlobProgress {
     let b = this.blobs.get(desc.digest);
-    if (!b) this.blobs.set(desc.digest, (b = { digest: desc.digest, mediaType: desc.mediaType, size: desc.size, offset: 0, state: 'waiting' }));
+    if (!b) this.blobs.set(desc.digest, (b = { digest: desc.digest, mediaType: desc.mediaType, size: desc.size, offset: 0, state: 'waiting', sources: {} }));
     return b;
   }
 
@@ -205,7 +213,7 @@ export class PullManager {
     try {
       await withSpan('pull', { 'berth.ref': ref.toString(), 'berth.pull': pull.id }, async () => {
         pull.emit('resolving', { ref: ref.toString() });
-        const target = await withSpan('pull.resolve', { 'berth.ref': ref.toString() }, () => this.resolver.resolve(ref, signal));
+        const target = await withSpan('pull.resolve', { 'berth.ref': ref.toString() }, () => this.resolve(ref, signal));
         pull.emit('resolved', { digest: target.digest, mediaType: target.mediaType, size: target.size });
         await this.walk(pull, ctx, ref, target, matcher, signal).catch((err) => {
           failed.abort(err);
@@ -232,6 +240,22 @@ export class PullManager {
         ref: pull.request.ref,
         ...(pull.error ? { error: pull.error.message } : {}),
       });
+    }
+  }
+
+  /**
+   * What `ref` names: at the upstream whenever it answers (a retag is seen at once); when it does
+   * not, what a peer in the fleet has recorded for the tag.
+   */
+  private async resolve(ref: ImageReference, signal: AbortSignal): Promise<Descriptor> {
+    try {
+      return await this.resolver.resolve(ref, signal);
+    } catch (err) {
+      signal.throwIfAborted();
+      if (errorCode(err) !== 'unavailable') throw err;
+      const fromPeers = await this.fetcher.resolveFromPeers(ref, signal);
+      if (!fromPeers) throw err;
+      return fromPeers;
     }
   }
 
@@ -335,15 +359,17 @@ export class PullManager {
         desc,
         labels: source,
         progress: {
-          started: (offset) => {
+          started: (offset, from) => {
             feed?.ready();
             blob.state = 'downloading';
             blob.offset = offset;
-            pull.emit('downloading', { digest: desc.digest, offset, size: desc.size });
+            pull.emit('downloading', { digest: desc.digest, offset, size: desc.size, source: from });
           },
-          wrote: (n) => {
+          wrote: (n, from) => {
             blob.offset += n;
+            blob.sources[from] = (blob.sources[from] ?? 0) + n;
             pull.bytesFetched += n;
+            if (from !== 'upstream') pull.bytesFromPeers += n;
             pull.emit('progress', { digest: desc.digest, offset: blob.offset, size: desc.size });
           },
         },

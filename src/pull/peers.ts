@@ -33,6 +33,10 @@ export interface Fleet {
    * works alone (etcd unreachable).
    */
   holders(digest: string): BlobHolder[];
+  /** The nodes in the fleet (this one included), by name, with their registry addresses. */
+  nodes(): Array<{ name: string; address: string }>;
+  /** The registry address of node `name`, if it is in the fleet. */
+  addressOf(name: string): string | undefined;
   /**
    * Takes the fleet-wide claim on fetching `digest` from the upstream, if no node holds it. It
    * never fails for want of etcd: a node working alone gets `mine: true` (nobody to share with).

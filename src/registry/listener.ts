@@ -11,6 +11,7 @@ import { parseRoute, upstreamOf, type RegistryRoute } from './names.js';
 import { parseRange } from './range.js';
 import type { RegistryService } from './service.js';
 import type { ServedFrom } from './stats.js';
+import { peerHeader } from '../remotes/peer.js';
 
 export interface ListenerOptions {
   host: string;
@@ -86,6 +87,9 @@ async function handle(
     // before the name is checked; the name pattern refuses them instead.
     const route: RegistryRoute = parseRoute(query < 0 ? target : target.slice(0, query));
     const head = req.method === 'HEAD';
+    // Another node of the fleet: served from this node's store and own fetches only.
+    const peer = typeof req.headers[peerHeader] === 'string';
+    if (peer) service.counters.peerRequests++;
     const ns = new URLSearchParams(query < 0 ? '' : target.slice(query + 1)).get('ns');
     const upstream = route.kind === 'ping' ? undefined : upstreamOf(ns, opts.defaultUpstream);
     const nsHeader: Record<string, string> = upstream ? { 'oci-namespace': upstream } : {};
@@ -98,7 +102,7 @@ async function handle(
       }
       case 'manifest': {
         object = 'manifest';
-        const m = await service.manifest(upstream, route.name, route.reference, aborted.signal);
+        const m = await service.manifest(upstream, route.name, route.reference, aborted.signal, peer);
         served(service, m.from, log, req, m.descriptor.digest);
         res.writeHead(200, {
           ...apiVersion,
@@ -111,12 +115,13 @@ async function handle(
           ...(m.warning ? { warning: m.warning } : {}),
         });
         if (!head) service.counters.bytesServed += m.body.length;
+        if (!head && peer) service.counters.bytesServedToPeers += m.body.length;
         res.end(head ? undefined : m.body);
         return;
       }
       case 'blob': {
         object = 'blob';
-        const blob = await service.blob(upstream, route.name, route.digest, aborted.signal);
+        const blob = await service.blob(upstream, route.name, route.digest, aborted.signal, peer);
         const range = parseRange(req.headers.range, blob.size);
         const length = range ? range.end - range.start : blob.size;
         const headers: Record<string, string> = {
@@ -138,7 +143,10 @@ async function handle(
         const { from, stream } = await blob.open(range, aborted.signal);
         served(service, from, log, req, blob.digest);
         res.writeHead(range ? 206 : 200, { ...headers, 'berth-cache': from });
-        stream.on('data', (chunk: Buffer) => (service.counters.bytesServed += chunk.length));
+        stream.on('data', (chunk: Buffer) => {
+          service.counters.bytesServed += chunk.length;
+          if (peer) service.counters.bytesServedToPeers += chunk.length;
+        });
         try {
           await pipeline(stream, res);
         } catch (err) {

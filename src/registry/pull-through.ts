@@ -69,21 +69,53 @@ export class PullThrough {
       done,
       follow: async (range, signal) => {
         await Promise.race([followable, done.then(() => {})]).then(() => signal.throwIfAborted());
-        const start = range?.start ?? 0;
-        const end = range?.end ?? desc.size;
-        let bytes: Readable;
-        try {
-          bytes = await this.content.follow(ctx, { ref: ingestRef(desc), digest: desc.digest, offset: start, signal });
-        } catch (err) {
-          // Between the store's commit and the namespace's record of it there is neither an
-          // ingest nor a blob to follow: the blob is there once the fetch is done.
-          if (errorCode(err) !== 'not_found') throw err;
-          await done;
-          bytes = await this.content.follow(ctx, { digest: desc.digest, offset: start, signal });
-        }
-        return Readable.from(bounded(bytes, end - start, end === desc.size), { objectMode: false });
+        return this.followIngest(ctx, desc, done, range, signal);
       },
     };
+  }
+
+  /**
+   * A fetch of `digest` this node runs anyway (a pull, or another client's pull-through) in this
+   * namespace, for a peer to follow; undefined when there is none. A peer never starts a fetch
+   * here: it asks only for what this node holds or is fetching (no requests loop between nodes).
+   */
+  download(ctx: OpContext, digest: string): { size: number; follow(range: ByteRange | undefined, signal: AbortSignal): Promise<Readable> } | undefined {
+    const download = this.fetcher.downloading(digest);
+    if (!download || download.ctx.namespace !== ctx.namespace) return undefined;
+    const { desc, done } = download;
+    // The download's own promise rejects when it stops short: the peer's stream fails with it,
+    // instead of waiting on an ingest nobody writes any more.
+    return { size: desc.size, follow: (range, signal) => this.followIngest(ctx, desc, done, range, signal, true) };
+  }
+
+  /** The bytes of `range` of `desc` from its ingest as they arrive, or from the blob once committed. */
+  private async followIngest(
+    ctx: OpContext,
+    desc: Descriptor,
+    done: Promise<void>,
+    range: ByteRange | undefined,
+    signal: AbortSignal,
+    failWithDone = false,
+  ): Promise<Readable> {
+    const start = range?.start ?? 0;
+    const end = range?.end ?? desc.size;
+    let stop = signal;
+    if (failWithDone) {
+      const stopped = new AbortController();
+      done.catch((err: unknown) => stopped.abort(err));
+      stop = AbortSignal.any([signal, stopped.signal]);
+    }
+    let bytes: Readable;
+    try {
+      bytes = await this.content.follow(ctx, { ref: ingestRef(desc), digest: desc.digest, offset: start, signal: stop });
+    } catch (err) {
+      // Between the store's commit and the namespace's record of it there is neither an
+      // ingest nor a blob to follow: the blob is there once the fetch is done.
+      if (errorCode(err) !== 'not_found') throw err;
+      await done;
+      bytes = await this.content.follow(ctx, { digest: desc.digest, offset: start, signal });
+    }
+    return Readable.from(bounded(bytes, end - start, end === desc.size), { objectMode: false });
   }
 
   close(): void {
@@ -104,7 +136,13 @@ export class PullThrough {
         ref,
         desc,
         labels: {},
-        progress: { started: () => markFollowable(), wrote: (n) => (this.counters.bytesFetchedUpstream += n) },
+        progress: {
+          started: () => markFollowable(),
+          wrote: (n, source) => {
+            if (source === 'upstream') this.counters.bytesFetchedUpstream += n;
+            else this.counters.bytesFetchedFromPeers += n;
+          },
+        },
         signal: this.closing.signal,
       });
       if (referenced()) await this.leases.delete(ctx, lease.id).catch(() => {});

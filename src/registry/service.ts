@@ -67,9 +67,12 @@ export class RegistryService {
     this.ctx = { namespace: opts.namespace };
   }
 
-  /** A manifest (or index) by tag or digest of `name` in `upstream`. */
-  async manifest(upstream: string | undefined, name: string, reference: string, signal: AbortSignal): Promise<ServedManifest> {
-    if (reference.includes(':')) return this.manifestByDigest(upstream, name, reference, signal);
+  /**
+   * A manifest (or index) by tag or digest of `name` in `upstream`. For a `peer` (another node of
+   * the fleet), only what this node holds: a tag as its image records have it, a digest if stored.
+   */
+  async manifest(upstream: string | undefined, name: string, reference: string, signal: AbortSignal, peer = false): Promise<ServedManifest> {
+    if (reference.includes(':')) return this.manifestByDigest(upstream, name, reference, signal, peer);
     if (!upstream) {
       throw new RegistryError(404, 'MANIFEST_UNKNOWN', `${name}:${reference}: no upstream registry to resolve the tag in (send ns, or set default_upstream)`);
     }
@@ -77,8 +80,9 @@ export class RegistryService {
     const image = ref.toString();
     let target: Descriptor;
     let warning: string | undefined;
-    if (!this.opts.pullThrough) {
+    if (!this.opts.pullThrough || peer) {
       target = (await this.images.get(this.ctx, image).catch((err) => this.fail(err, 'manifest'))).target;
+      if (peer && (await this.heldSize(target.digest)) === undefined) throw new RegistryError(404, 'MANIFEST_UNKNOWN', `${image}: manifest ${target.digest} not held`);
     } else {
       try {
         target = await this.resolver.resolve(ref, signal);
@@ -93,11 +97,11 @@ export class RegistryService {
       }
     }
     const served = await this.manifestBody(ref, target, signal);
-    if (this.opts.pullThrough && !warning) await this.record(image, target);
+    if (this.opts.pullThrough && !peer && !warning) await this.record(image, target);
     return { ...served, warning };
   }
 
-  private async manifestByDigest(upstream: string | undefined, name: string, digest: string, signal: AbortSignal): Promise<ServedManifest> {
+  private async manifestByDigest(upstream: string | undefined, name: string, digest: string, signal: AbortSignal, peer: boolean): Promise<ServedManifest> {
     const held = await this.heldSize(digest);
     if (held !== undefined) {
       const body = await readBlob({ readerAt: (d) => this.content.readerAt(this.ctx, d) }, digest);
@@ -105,7 +109,7 @@ export class RegistryService {
       if (!mediaType || !isManifestType(mediaType)) throw new RegistryError(404, 'MANIFEST_UNKNOWN', `${digest} is not a manifest`);
       return { descriptor: { mediaType, digest, size: held }, body, from: 'hit' };
     }
-    if (!this.opts.pullThrough || !upstream) throw new RegistryError(404, 'MANIFEST_UNKNOWN', `manifest ${digest}: not held`);
+    if (!this.opts.pullThrough || !upstream || peer) throw new RegistryError(404, 'MANIFEST_UNKNOWN', `manifest ${digest}: not held`);
     const ref = imageReference(upstream, name, digest);
     const desc = this.listed.get(digest) ?? (await this.resolver.resolve(ref, signal).catch((err) => this.fail(err, 'manifest')));
     const served = await this.manifestBody(ref, desc, signal);
@@ -135,8 +139,11 @@ export class RegistryService {
     return { descriptor: { mediaType: desc.mediaType, digest: desc.digest, size: desc.size }, body, from };
   }
 
-  /** A blob of `name` in `upstream`: held, being fetched, or fetched now. */
-  async blob(upstream: string | undefined, name: string, digest: string, signal: AbortSignal): Promise<ServedBlob> {
+  /**
+   * A blob of `name` in `upstream`: held, being fetched, or fetched now. For a `peer`, held or
+   * being fetched by this node only.
+   */
+  async blob(upstream: string | undefined, name: string, digest: string, signal: AbortSignal, peer = false): Promise<ServedBlob> {
     const held = await this.heldSize(digest);
     if (held !== undefined) {
       return {
@@ -147,6 +154,15 @@ export class RegistryService {
           const reader = await this.content.readerAt(this.ctx, digest);
           return { from: 'hit', stream: reader.stream(range?.start ?? 0, range?.end ?? reader.size) };
         },
+      };
+    }
+    if (peer) {
+      const download = this.pullThrough.download(this.ctx, digest);
+      if (!download) throw new RegistryError(404, 'BLOB_UNKNOWN', `blob ${digest}: neither held nor being fetched by this node`);
+      return {
+        digest,
+        size: download.size,
+        open: async (range, sig) => ({ from: 'follower', stream: await download.follow(range, sig) }),
       };
     }
     if (!this.opts.pullThrough || !upstream) throw new RegistryError(404, 'BLOB_UNKNOWN', `blob ${digest}: not held`);

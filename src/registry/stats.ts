@@ -1,6 +1,7 @@
 // What the registry listener has served since it started: requests, bytes out, bytes fetched
-// upstream, and how each blob or manifest was served — from the store (hit), by starting an
-// upstream fetch (pull-through), or by following another client's fetch (follower).
+// upstream and from peers, and how each blob or manifest was served — from the store (hit), by
+// starting an upstream fetch (pull-through), or by following another client's fetch (follower);
+// what other nodes of the fleet asked for is counted apart as well (peer requests).
 
 export type ServedFrom = 'hit' | 'pull-through' | 'follower';
 
@@ -11,8 +12,11 @@ export interface RegistryStats {
   hits: number;
   pullThroughs: number;
   followers: number;
+  peerRequests: number;
   bytesServed: number;
+  bytesServedToPeers: number;
   bytesFetchedUpstream: number;
+  bytesFetchedFromPeers: number;
   /** hits / (hits + pullThroughs + followers); 0 before any was served. */
   hitRatio: number;
   startedAt: string;
@@ -22,6 +26,9 @@ export class RegistryCounters {
   requests = 0;
   bytesServed = 0;
   bytesFetchedUpstream = 0;
+  bytesFetchedFromPeers = 0;
+  peerRequests = 0;
+  bytesServedToPeers = 0;
   private readonly served: Record<ServedFrom, number> = { hit: 0, 'pull-through': 0, follower: 0 };
   private readonly startedAt = new Date();
 
@@ -39,8 +46,11 @@ export class RegistryCounters {
       hits: hit,
       pullThroughs,
       followers: follower,
+      peerRequests: this.peerRequests,
       bytesServed: this.bytesServed,
+      bytesServedToPeers: this.bytesServedToPeers,
       bytesFetchedUpstream: this.bytesFetchedUpstream,
+      bytesFetchedFromPeers: this.bytesFetchedFromPeers,
       hitRatio: all === 0 ? 0 : hit / all,
       startedAt: this.startedAt.toISOString(),
     };

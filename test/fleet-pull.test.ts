@@ -1,0 +1,161 @@
+// Pulls in a fleet (issue 12, part 2): nodes fetch blobs from each other through their registry
+// listeners, and the upstream serves each blob once however many nodes pull. Real parts: one real
+// etcd (Debian etcd-server), the real distribution registry behind the loopback proxy of
+// test/fixtures/proxy.ts (which counts what the upstream sent), and berth servers, each with its
+// own root, API and registry listener — in this process, or as child processes where a node is
+// to be killed.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildImage, bigLayer, pushImage, type Image } from './fixtures/images.js';
+import { startEtcd, type Etcd } from './fixtures/etcd.js';
+import { startProxy, type Proxy, type ProxyResponse } from './fixtures/proxy.js';
+import { startRegistry, type Registry } from './fixtures/registry.js';
+import { startTestServer, type TestServer } from './fixtures/server.js';
+import { waitUntil } from './fixtures/registry-listener.js';
+
+const fleetKey = 'io.berth.service.v1.fleet';
+const registryKey = 'io.berth.service.v1.registry';
+const MiB = 1024 * 1024;
+
+let etcd: Etcd;
+let registry: Registry;
+/** The upstream as the nodes see it: a proxy in front of the registry, counting what it sends. */
+let up: Proxy;
+const cleanups: Array<() => Promise<unknown>> = [];
+
+before(async () => {
+  [etcd, registry] = await Promise.all([startEtcd(), startRegistry({ auth: 'none' })]);
+  up = await startProxy(registry.host);
+});
+after(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => {});
+  await up?.stop();
+  await registry?.stop();
+  await etcd?.destroy();
+});
+
+let fleets = 0;
+/** Each test its own fleet: its own key prefix in the one etcd. */
+const newPrefix = () => `/berth-pull-test/${process.pid}/${++fleets}`;
+
+type Json = Record<string, any>;
+
+/** A berth node in this process: a registry listener on a free port, in fleet `prefix`. */
+async function startNode(prefix: string, name: string, extra: Json = {}): Promise<TestServer> {
+  const server = await startTestServer({
+    config: {
+      plugins: {
+        [registryKey]: { address: '127.0.0.1:0' },
+        [fleetKey]: { etcd_endpoints: [etcd.endpoint], node_name: name, lease_ttl_s: 5, prefix, ...extra },
+      },
+    },
+  });
+  cleanups.push(() => server.destroy());
+  return server;
+}
+
+async function api(server: { url: string }, method: string, path: string, body?: unknown): Promise<{ status: number; json: Json }> {
+  const res = await fetch(server.url + path, {
+    method,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : {} };
+}
+
+/** Starts a pull on `node` and waits for its end; fails the test unless it is done. */
+async function pull(node: { url: string }, ref: string): Promise<Json> {
+  const done = await api(node, 'POST', '/v1/pulls?wait=true', { ref, unpack: false });
+  assert.equal(done.status, 200, JSON.stringify(done.json));
+  assert.equal(done.json.state, 'done', `pull of ${ref}: ${JSON.stringify(done.json.error)}`);
+  return done.json;
+}
+
+/** The upstream's complete GET responses for blobs and manifests by digest, by digest. */
+function upstreamGets(since: number): Map<string, ProxyResponse[]> {
+  const out = new Map<string, ProxyResponse[]>();
+  for (const r of up.responses.slice(since)) {
+    const m = /\/(?:blobs|manifests)\/(sha256:[0-9a-f]{64})/.exec(r.path);
+    if (r.method !== 'GET' || !m || r.status >= 300) continue;
+    out.set(m[1], [...(out.get(m[1]) ?? []), r]);
+  }
+  return out;
+}
+
+/** Every blob of `img` is in the node's store, verified (`POST /v1/content/verify` finds nothing wrong). */
+async function assertHolds(node: { url: string }, img: Image, what: string): Promise<void> {
+  for (const b of img.blobs) {
+    const info = await api(node, 'GET', `/v1/content/${b.digest}/info`);
+    assert.equal(info.status, 200, `${what}: ${b.digest} is stored`);
+    assert.equal(info.json.size, b.size, `${what}: ${b.digest} has its size`);
+  }
+  const verify = await api(node, 'POST', '/v1/content/verify');
+  assert.equal(verify.status, 200, JSON.stringify(verify.json));
+  assert.deepEqual(verify.json.corrupt, [], `${what}: no blob is corrupt`);
+  assert.ok(verify.json.checked >= img.blobs.length, `${what}: every blob was checked`);
+}
+
+let images = 0;
+/** A fresh image of `layers` layers of `size` bytes each, pushed to the registry as `fleet/<n>:v1`. */
+async function pushFresh(layers: number, size: number): Promise<{ img: Image; ref: string }> {
+  const n = ++images;
+  const img = buildImage({ layers: await Promise.all(Array.from({ length: layers }, (_, i) => bigLayer(size, { seed: n * 100 + i }))) });
+  await pushImage(registry.url, `fleet/${n}`, 'v1', img);
+  return { img, ref: `${up.host}/fleet/${n}:v1` };
+}
+
+describe('pulls in a fleet', { timeout: 180_000 }, () => {
+  test('three nodes pull one image at once: the upstream serves each blob once, and every node holds it verified', async (t) => {
+    const prefix = newPrefix();
+    const nodes = await Promise.all(['a', 'b', 'c'].map((n) => startNode(prefix, `node-${n}`)));
+    await waitUntil('every node sees three', async () => {
+      for (const node of nodes) if ((await api(node, 'GET', '/v1/fleet/nodes')).json.items.length !== 3) return false;
+      return true;
+    });
+    const { img, ref } = await pushFresh(3, 2 * MiB);
+    const since = up.responses.length;
+    const pulls = await Promise.all(nodes.map((node) => pull(node, ref)));
+    const gets = upstreamGets(since);
+    for (const b of img.blobs) {
+      if (b.mediaType.includes('index')) continue;
+      assert.equal(gets.get(b.digest)?.length ?? 0, 1, `${b.digest} (${b.mediaType}) was sent by the upstream once`);
+    }
+    const fromUpstream = pulls.reduce((n, p) => n + p.bytesFromUpstream, 0);
+    const fromPeers = pulls.reduce((n, p) => n + p.bytesFromPeers, 0);
+    t.diagnostic(`bytes from the upstream ${fromUpstream}, from peers ${fromPeers}, image ${img.blobs.reduce((n, b) => n + b.size, 0)}`);
+    for (const [i, p] of pulls.entries()) {
+      assert.equal(p.bytesFromUpstream + p.bytesFromPeers, p.bytesFetched, 'every byte has a source');
+      for (const blob of p.blobs) {
+        const total = Object.values(blob.sources as Record<string, number>).reduce((n, v) => n + v, 0);
+        if (blob.state === 'done') assert.equal(total, blob.size, `${blob.digest}: its sources add up to its size`);
+        for (const source of Object.keys(blob.sources)) assert.match(source, /^(upstream|peer node-[abc])$/);
+        assert.ok(!Object.keys(blob.sources).includes(`peer node-${'abc'[i]}`), 'a node is never its own peer');
+      }
+      await assertHolds(nodes[i], img, `node-${'abc'[i]}`);
+    }
+    assert.ok(fromPeers > 0, 'some bytes came from peers');
+  });
+
+  test('a new node pulls an image another node holds: the upstream sends no blob bytes', async () => {
+    const prefix = newPrefix();
+    const holder = await startNode(prefix, 'holder');
+    const { img, ref } = await pushFresh(2, 1 * MiB);
+    await pull(holder, ref);
+    const newcomer = await startNode(prefix, 'newcomer');
+    await waitUntil('the newcomer sees the holder\'s blobs', async () => {
+      for (const b of img.blobs) if ((await api(newcomer, 'GET', `/v1/fleet/blobs/${b.digest}`)).json.holders?.length !== 1) return false;
+      return true;
+    });
+    const since = up.responses.length;
+    const p = await pull(newcomer, ref);
+    assert.deepEqual([...upstreamGets(since).keys()], [], 'no blob or manifest by digest from the upstream');
+    assert.equal(p.bytesFromUpstream, 0);
+    assert.equal(p.bytesFromPeers, p.bytesFetched);
+    for (const blob of p.blobs) assert.deepEqual(Object.keys(blob.sources), ['peer holder'], `${blob.digest} came from the holder`);
+    await assertHolds(newcomer, img, 'newcomer');
+    const stats = (await api(holder, 'GET', '/v1/registry/stats')).json;
+    assert.equal(stats.bytesServedToPeers, p.bytesFetched, 'the holder counts what it served its peer');
+    assert.ok(stats.peerRequests >= img.blobs.length);
+  });
+});
