@@ -12,6 +12,7 @@ import { startProxy, type Proxy, type ProxyResponse } from './fixtures/proxy.js'
 import { startRegistry, type Registry } from './fixtures/registry.js';
 import { startTestServer, type TestServer } from './fixtures/server.js';
 import { waitUntil } from './fixtures/registry-listener.js';
+import { berth } from './fixtures/unpack.js';
 
 const fleetKey = 'io.berth.service.v1.fleet';
 const registryKey = 'io.berth.service.v1.registry';
@@ -157,5 +158,16 @@ describe('pulls in a fleet', { timeout: 180_000 }, () => {
     const stats = (await api(holder, 'GET', '/v1/registry/stats')).json;
     assert.equal(stats.bytesServedToPeers, p.bytesFetched, 'the holder counts what it served its peer');
     assert.ok(stats.peerRequests >= img.blobs.length);
+
+    // The command line says it too: where each blob came from, and the holder's peer traffic.
+    const get = await berth(new URL(newcomer.url).host, ['pulls', 'get', p.id]);
+    assert.equal(get.code, 0, get.stderr);
+    assert.match(get.stdout, /^sources:\s+0 B upstream, \S+ \S+ from peers$/m);
+    const rows = get.stdout.split('\n').filter((l) => /^(index|manifest|config|layer)\s/.test(l));
+    assert.equal(rows.length, p.blobs.length);
+    for (const row of rows) assert.match(row, /\sholder$/, `every blob from the holder: ${row}`);
+    const reg = await berth(new URL(holder.url).host, ['registry', 'stats']);
+    assert.equal(reg.code, 0, reg.stderr);
+    assert.match(reg.stdout, new RegExp(`^bytes served .*to ${stats.peerRequests} peer requests\\)$`, 'm'));
   });
 });

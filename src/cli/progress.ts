@@ -113,7 +113,9 @@ export class PullProgress {
         const b = this.blob(e);
         b.state = 'downloading';
         b.offset = e.offset ?? 0;
-        if (!this.opts.tty) this.line(b, b.offset > 0 ? `downloading from ${humanSize(b.offset)} of ${humanSize(b.size)}` : `downloading ${humanSize(b.size)}`);
+        // From the upstream unless a peer of the fleet is named.
+        const from = e.source && e.source !== 'upstream' ? ` from ${e.source}` : '';
+        if (!this.opts.tty) this.line(b, b.offset > 0 ? `downloading${from} from ${humanSize(b.offset)} of ${humanSize(b.size)}` : `downloading ${humanSize(b.size)}${from}`);
         break;
       }
       case 'progress': {

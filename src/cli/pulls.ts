@@ -10,7 +10,26 @@ import { age, humanSize, printJson, printTable } from './table.js';
 
 const durationMs = (p: Pull): number => (p.finishedAt ? Date.parse(p.finishedAt) : Date.now()) - Date.parse(p.startedAt);
 
-/** `fetched 8.0 MiB in 0.31 s (27.1 MB/s); 5 blobs, 2 already stored` */
+/** `; 6.0 MiB from peers (node-a 4.0 MiB, node-b 2.0 MiB), 2.0 MiB upstream`, when peers gave any. */
+function bySource(p: Pull): string {
+  if (p.bytesFromPeers === 0) return '';
+  const peers = new Map<string, number>();
+  for (const b of p.blobs) {
+    for (const [source, n] of Object.entries(b.sources)) {
+      if (source.startsWith('peer ')) peers.set(source.slice(5), (peers.get(source.slice(5)) ?? 0) + n);
+    }
+  }
+  const each = [...peers].sort(([a], [b]) => a.localeCompare(b)).map(([node, n]) => `${node} ${humanSize(n)}`);
+  return `; ${humanSize(p.bytesFromPeers)} from peers (${each.join(', ')}), ${humanSize(p.bytesFromUpstream)} upstream`;
+}
+
+/** Where a blob's bytes came from, for the blob table: `upstream`, `node-a`, `node-a+upstream`, or `-`. */
+function blobSources(sources: Record<string, number>): string {
+  const names = Object.keys(sources).map((s) => (s.startsWith('peer ') ? s.slice(5) : s));
+  return names.length > 0 ? names.join('+') : '-';
+}
+
+/** `fetched 8.0 MiB in 0.31 s (27.1 MB/s); 5 blobs, 2 already stored` (and the bytes by source in a fleet) */
 export function summary(p: Pull): string {
   const stored = p.blobs.filter((b) => b.state === 'exists').length;
   const unpacked = (p.unpacks ?? []).map(
@@ -18,7 +37,7 @@ export function summary(p: Pull): string {
   );
   return (
     `fetched ${humanSize(p.bytesFetched)} in ${rate(p.bytesFetched, durationMs(p))}; ` +
-    `${p.blobs.length} blob${p.blobs.length === 1 ? '' : 's'}${stored > 0 ? `, ${stored} already stored` : ''}${unpacked.join('')}`
+    `${p.blobs.length} blob${p.blobs.length === 1 ? '' : 's'}${stored > 0 ? `, ${stored} already stored` : ''}${bySource(p)}${unpacked.join('')}`
   );
 }
 
@@ -163,14 +182,17 @@ export function registerPulls(program: Command, client: () => BerthClient): void
         ['started', p.startedAt],
         ...(p.finishedAt ? [['finished', p.finishedAt] as [string, string]] : []),
         ['fetched', `${humanSize(p.bytesFetched)} in ${rate(p.bytesFetched, durationMs(p))}`],
+        ...(p.bytesFromPeers > 0
+          ? [['sources', `${humanSize(p.bytesFromUpstream)} upstream, ${humanSize(p.bytesFromPeers)} from peers`] as [string, string]]
+          : []),
       ];
       const width = Math.max(...lines.map(([k]) => k.length));
       for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(width + 2)}${v}\n`);
       if (p.blobs.length === 0) return;
       process.stdout.write('\n');
       printTable(
-        ['KIND', 'DIGEST', 'STATE', 'OFFSET', 'SIZE'],
-        p.blobs.map((b) => [blobKind(b.mediaType) ?? '-', shortDigest(b.digest), b.state, String(b.offset), humanSize(b.size)]),
+        ['KIND', 'DIGEST', 'STATE', 'OFFSET', 'SIZE', 'FROM'],
+        p.blobs.map((b) => [blobKind(b.mediaType) ?? '-', shortDigest(b.digest), b.state, String(b.offset), humanSize(b.size), blobSources(b.sources)]),
       );
     });
 

@@ -56,8 +56,9 @@ export function describeStats(s: RegistryStats): string {
     `address        ${s.address} (namespace ${s.namespace}, since ${s.startedAt})`,
     `requests       ${s.requests}`,
     `served         ${s.hits} hits, ${s.pullThroughs} pull-throughs, ${s.followers} followers (hit ratio ${pct(s.hitRatio)})`,
-    `bytes served   ${humanSize(s.bytesServed)}`,
+    `bytes served   ${humanSize(s.bytesServed)}${s.bytesServedToPeers > 0 ? ` (${humanSize(s.bytesServedToPeers)} to ${s.peerRequests} peer requests)` : ''}`,
     `bytes upstream ${humanSize(s.bytesFetchedUpstream)}`,
+    ...(s.bytesFetchedFromPeers > 0 ? [`bytes peers    ${humanSize(s.bytesFetchedFromPeers)} (pull-through fetched from peers instead of the upstream)`] : []),
   ].join('\n') + '\n';
 }
 
