@@ -47,7 +47,9 @@ async function startNode(prefix: string, name: string, extra: Json = {}): Promis
     config: {
       plugins: {
         [registryKey]: { address: '127.0.0.1:0' },
-        [fleetKey]: { etcd_endpoints: [etcd.endpoint], node_name: name, lease_ttl_s: 5, prefix, ...extra },
+        // A generous peer timeout: on a busy test machine a peer may take more than the default
+        // 200 ms to answer, and these tests count bytes, not milliseconds.
+        [fleetKey]: { etcd_endpoints: [etcd.endpoint], node_name: name, lease_ttl_s: 5, prefix, peer_timeout_ms: 5000, ...extra },
       },
     },
   });
