@@ -624,6 +624,25 @@ describe('configuration', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a second node with a name already in the fleet stays alone, saying why, and joins once the first has left', async () => {
+    const prefix = newPrefix();
+    const first = await startNode(prefix, 'twin', { lease_ttl_s: 10 });
+    await waitFor('the first joined', async () => (await fleetExports(first)).state === 'joined');
+    const second = await startNode(prefix, 'twin', { lease_ttl_s: 10 });
+    const ex = await waitFor('the second works alone', async () => {
+      const e = await fleetExports(second);
+      return e.state === 'alone' && /taken/.test(e.reason ?? '') ? e : undefined;
+    });
+    assert.match(ex.reason, /node name "twin" is taken by another node \(127\.0\.0\.1:\d+, started \d{4}-/);
+    const firstAddress = await registryAddress(first);
+    const seen = (await api(first, 'GET', '/v1/fleet/nodes')).json.items;
+    assert.deepEqual(seen.map((n: Json) => [n.name, n.address]), [['twin', firstAddress]], 'the first node\'s record is untouched');
+    await first.destroy(); // a clean stop: its lease, and the record with it, go at once
+    await waitFor('the second joins', async () => (await fleetExports(second)).state === 'joined', 15_000);
+    assert.equal((await api(second, 'GET', '/v1/fleet/nodes')).json.items[0].address, await registryAddress(second));
+    await second.destroy();
+  });
+
   test('an unreachable etcd is no hang at start: the node starts alone, saying why', async () => {
     const port = await freePort();
     const t0 = Date.now();

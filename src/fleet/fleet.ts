@@ -9,7 +9,7 @@ import { parseDigest } from '../../store/digest.js';
 import { formatTimestamp } from '../oci/time.js';
 import type { BlobHolder, Claim, Fleet } from '../pull/peers.js';
 import { Advertiser, type CommittedBlob } from './adverts.js';
-import { FleetKeys, type NodeRecord } from './keys.js';
+import { FleetKeys, parseNodeRecord, type NodeRecord } from './keys.js';
 import { Session } from './session.js';
 import { FleetView } from './view.js';
 
@@ -274,7 +274,23 @@ export class EtcdFleet implements Fleet, FleetReader {
         onBroken: (reason) => this.broken(session!, reason),
       });
       const record: NodeRecord = { name: this.node, address: this.address, startedAt: this.startedAt };
-      await session.put(this.keys.node(this.node), JSON.stringify(record));
+      const value = JSON.stringify(record);
+      const key = this.keys.node(this.node);
+      // Names are unique in the fleet: a record of this name that is not this process's own (from
+      // an earlier session of it) belongs to another live node — or to this node's previous run,
+      // killed less than a TTL ago. Either way, join only once it has gone.
+      const existing = await session.createIfAbsent(key, value);
+      if (!existing.created) {
+        if (existing.value !== value) {
+          const other = parseNodeRecord(existing.value ?? '');
+          throw new Error(
+            `node name ${JSON.stringify(this.node)} is taken by another node` +
+              (other ? ` (${other.address}, started ${other.startedAt})` : '') +
+              ': node names must be unique in the fleet; retrying until that record goes with its lease',
+          );
+        }
+        await session.put(key, value); // this process's record, moved onto the new lease
+      }
       // Broken between the watch starting and now: fleet.ts did not know the session yet.
       if (!session.isOpen) throw new Error(session.brokenBecause ?? 'the session closed while joining');
     } catch (err) {
