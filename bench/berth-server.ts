@@ -31,6 +31,8 @@ export interface BerthOptions {
   cpuProfDir?: string;
   /** The server's `--config` file. */
   config?: string;
+  /** How long to wait for `/healthz` (default 20 s). */
+  readyMs?: number;
 }
 
 /** Starts the server from dist/ (`--log-level warn`) and waits for `/healthz`; stopped at cleanup. */
@@ -59,7 +61,7 @@ export async function startBerth(root: string, state: string, opts: BerthOptions
     const res = await request(`${url}/healthz`);
     await res.body.dump();
     return res.statusCode === 200;
-  }, () => '(its output is above)');
+  }, () => '(its output is above)', opts.readyMs);
   return { url, pid: child.pid!, stop };
 }
 

@@ -12,6 +12,16 @@
 import type { Advertisement, FleetKeys } from './keys.js';
 import type { Session } from './session.js';
 
+/** A write that missed its deadline is tried again after this long. */
+const retryMs = 500;
+/** Deletes tried before a withdraw gives up on the session (its lease then takes the key). */
+const withdrawAttempts = 3;
+
+/** etcd says the session's lease no longer exists: whatever was on it is gone. */
+export function leaseGone(err: unknown): boolean {
+  return /lease not found|expired or revoked/i.test((err as Error)?.message ?? '');
+}
+
 export interface CommittedBlob {
   digest: string;
   size: number;
@@ -68,10 +78,17 @@ export class Advertiser {
     // once it is back (fleet.ts), and the next join does not advertise what is not held.
     if (!session) return;
     await this.enqueue(digest, async () => {
-      try {
-        await session.delete(this.o.keys.blob(digest, this.o.node));
-      } catch (err) {
-        this.o.onFailure(session, `withdrawing ${digest}: ${(err as Error).message}`);
+      // A slow etcd is asked again (a stale advertisement would send peers for a blob that is
+      // going); a lost lease takes the key with it.
+      for (let attempt = 1; this.session === session; attempt++) {
+        try {
+          await session.delete(this.o.keys.blob(digest, this.o.node));
+          return;
+        } catch (err) {
+          if (leaseGone(err) || attempt >= withdrawAttempts) {
+            return this.o.onFailure(session, `withdrawing ${digest}: ${(err as Error).message}`);
+          }
+        }
       }
     });
   }
@@ -173,8 +190,13 @@ export class Advertiser {
         await session.put(this.o.keys.blob(digest, this.o.node), value);
       } catch (err) {
         entry.writing = false;
-        entry.dirty = true; // written again at the next join
-        this.o.onFailure(session, `advertising ${digest}: ${(err as Error).message}`);
+        entry.dirty = true;
+        const reason = `advertising ${digest}: ${(err as Error).message}`;
+        // The lease is gone: the session is. Otherwise etcd was slow (a missed deadline):
+        // written again a little later, on the same lease.
+        if (leaseGone(err)) return this.o.onFailure(session, reason);
+        this.o.logger.warn({ digest, err: (err as Error).message }, 'fleet: advertising failed; trying again');
+        this.retryLater(digest, entry);
         return;
       }
       entry.writing = false;
@@ -182,6 +204,15 @@ export class Advertiser {
       if (entry.dirty) this.schedule(digest, entry);
       else if (complete) this.entries.delete(digest); // held by the store: the next join reads it from there
     });
+  }
+
+  private retryLater(digest: string, entry: Entry): void {
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      if (this.entries.get(digest) === entry) this.schedule(digest, entry);
+    }, retryMs);
+    entry.timer.unref();
   }
 
   private enqueue(digest: string, op: () => Promise<void>): Promise<void> {

@@ -8,7 +8,7 @@ import { BerthError } from '../../store/errors.js';
 import { parseDigest } from '../../store/digest.js';
 import { formatTimestamp } from '../oci/time.js';
 import type { BlobHolder, Claim, Fleet } from '../pull/peers.js';
-import { Advertiser, type CommittedBlob } from './adverts.js';
+import { Advertiser, leaseGone, type CommittedBlob } from './adverts.js';
 import { FleetKeys, parseNodeRecord, type NodeRecord } from './keys.js';
 import { Session } from './session.js';
 import { FleetView } from './view.js';
@@ -200,7 +200,10 @@ export class EtcdFleet implements Fleet, FleetReader {
     try {
       answer = await session.createIfAbsent(key, this.node);
     } catch (err) {
-      this.broken(session, `claiming ${digest}: ${(err as Error).message}`);
+      // No answer: fetch it without a claim (at worst another node fetches it too). Only a lost
+      // lease ends the session; a slow etcd does not.
+      if (leaseGone(err)) this.broken(session, `claiming ${digest}: ${(err as Error).message}`);
+      else this.o.logger.warn({ digest, err: (err as Error).message }, 'fleet: claiming failed; fetching without a claim');
       return aloneClaim;
     }
     if (answer.created) {
@@ -244,10 +247,15 @@ export class EtcdFleet implements Fleet, FleetReader {
   private async release(session: Session, key: string, digest: string): Promise<void> {
     // The session is gone: the claim went (or goes) with its lease.
     if (!session.isOpen) return;
-    try {
-      await session.deleteIfOwned(key);
-    } catch (err) {
-      this.broken(session, `releasing the claim on ${digest}: ${(err as Error).message}`);
+    // A claim left in place would keep peers waiting on a fetch that is over: asked again when
+    // etcd is slow, and if it still fails the session goes, and the claim with its lease.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await session.deleteIfOwned(key);
+        return;
+      } catch (err) {
+        if (leaseGone(err) || attempt >= 3) return this.broken(session, `releasing the claim on ${digest}: ${(err as Error).message}`);
+      }
     }
   }
 

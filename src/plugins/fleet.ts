@@ -40,7 +40,7 @@ export const fleetPlugin: Registration<EtcdFleet> = {
   async init(ctx) {
     const c = ctx.config;
     checkKeys(c, keys);
-    if (c.etcd_endpoints === undefined) throw new SkipPlugin('no etcd_endpoints configured: this node works alone');
+    if (c.etcd_endpoints === undefined) throw new SkipPlugin('no etcd_endpoints configured: this node works alone', true);
     const endpoints = parseEndpoints(c.etcd_endpoints);
     const node = validateNodeName(c.node_name ?? hostname());
     const leaseTtlS = validateLeaseTtl(c.lease_ttl_s ?? 10);

@@ -46,9 +46,15 @@ export interface Registration<T = unknown> {
   close?(instance: T): Promise<void>;
 }
 
-/** Thrown by an init function to report `skip` with a reason rather than `error`. */
+/**
+ * Thrown by an init function to report `skip` with a reason rather than `error`. `off`: the
+ * configuration leaves it off (as it does by default) — worth an info line, not a warning.
+ */
 export class SkipPlugin extends Error {
-  constructor(reason: string) {
+  constructor(
+    reason: string,
+    readonly off = false,
+  ) {
     super(reason);
     this.name = 'SkipPlugin';
   }
@@ -150,16 +156,22 @@ export class PluginSet {
       get: <T>(type: string, id?: string): T => this.get<T>(type, id, key),
       getAll: <T>(type: string): Map<string, T> => this.getAll<T>(type),
     };
+    let skippedOff = false;
     try {
       const instance = await r.init(ctx);
       this.instances.set(key, instance);
       if (r.close) this.closers.push(() => r.close!(instance));
     } catch (err) {
       info.status = err instanceof SkipPlugin ? 'skip' : 'error';
+      skippedOff = err instanceof SkipPlugin && err.off;
       info.message = (err as Error).message;
     }
     this.infos.push(info);
-    if (info.status !== 'ok') opts.logger.warn({ plugin: key, status: info.status, reason: info.message }, 'plugin not loaded');
+    if (info.status !== 'ok') {
+      const fields = { plugin: key, status: info.status, reason: info.message };
+      if (skippedOff) opts.logger.info(fields, 'plugin off');
+      else opts.logger.warn(fields, 'plugin not loaded');
+    }
     if (info.status !== 'ok' && opts.required?.includes(key)) {
       throw new PluginSetupError(`required plugin ${key} did not load (${info.status}): ${info.message}`);
     }

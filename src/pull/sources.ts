@@ -7,7 +7,8 @@
 //      and holds the claim until the blob is done; held by another node, this node streams the
 //      blob from that node's ingest as it arrives;
 //   3. a claimant that cannot be reached: wait until its claim goes (released, or its lease
-//      expired with its node) or a short while has passed, and choose again.
+//      expired with its node) or a short while has passed, and choose again — for about 15 s
+//      at most, then fetch from the upstream anyway.
 //
 // A peer that fails to answer within the client's connect timeout, or fails mid-blob, is not
 // asked again for this blob in this download (the claimant excepted, once its backoff passed).
@@ -24,6 +25,9 @@ import type { Claim, Fleet } from './peers.js';
 
 /** What berth says a blob's bytes came from: `upstream`, or `peer <node>`. */
 export type SourceName = 'upstream' | `peer ${string}`;
+
+/** Waits for an unreachable claimant (250 ms growing to 2 s each: about 15 s in all) before fetching anyway. */
+const maxClaimWaits = 10;
 
 export interface Peers {
   fleet: Fleet;
@@ -94,6 +98,8 @@ export class BlobSources {
           throw err;
         }
       }
+      // A claimant that has not served for this long is past waiting for: fetch it here too.
+      if (choice.waits >= maxClaimWaits) return { source: 'upstream', body: await this.resolver.fetch(ref, desc, offset, signal) };
       const address = fleet.addressOf(claim.holder);
       if (address && claim.holder !== fleet.node && !choice.failed.has(claim.holder)) {
         const body = await this.fromPeer(choice, claim.holder, address, offset);

@@ -158,6 +158,12 @@ async function handle(
       }
     }
   } catch (err) {
+    if (aborted.signal.aborted) {
+      // The client hung up (a peer that switched to another source, a cancelled pull): nothing failed here.
+      log.info({ url: req.url, peer: req.headers[peerHeader] }, 'registry: the client went away');
+      res.destroy();
+      return;
+    }
     const e = toRegistryError(err, object);
     if (e.status >= 500) log.warn({ url: req.url, err: (err as Error).message }, 'registry: request failed');
     if (res.headersSent) {

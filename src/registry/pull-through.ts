@@ -155,29 +155,27 @@ export class PullThrough {
 }
 
 /**
- * At most `limit` bytes of `source`. With `holdLast`, the last chunk is held back until the
+ * At most `limit` bytes of `source`. With `holdLast`, the range's last byte is held back until the
  * source ends — which a follower of an ingest does only after the commit verified the digest —
- * so a client never receives a complete body of bytes that turned out wrong.
+ * so a client never receives a complete body of bytes that turned out wrong; every byte before it
+ * goes out as soon as it is on disk.
  */
 async function* bounded(source: Readable, limit: number, holdLast: boolean): AsyncGenerator<Buffer> {
   let sent = 0;
   let held: Buffer | undefined;
   try {
     for await (const piece of source as AsyncIterable<Buffer>) {
-      const room = limit - sent - (held?.length ?? 0);
+      const room = limit - sent;
+      if (room <= 0) break;
       const chunk = piece.length > room ? piece.subarray(0, room) : piece;
-      if (!holdLast) {
-        if (chunk.length > 0) yield chunk;
-        sent += chunk.length;
-        if (sent >= limit) return;
-        continue;
+      sent += chunk.length;
+      if (holdLast && sent === limit) {
+        if (chunk.length > 1) yield chunk.subarray(0, chunk.length - 1);
+        held = chunk.subarray(chunk.length - 1);
+        continue; // read on to the end of the source: its end is the commit
       }
-      if (chunk.length === 0) continue;
-      if (held) {
-        yield held;
-        sent += held.length;
-      }
-      held = chunk;
+      if (chunk.length > 0) yield chunk;
+      if (!holdLast && sent >= limit) return;
     }
     if (held) yield held;
   } finally {
