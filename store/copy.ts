@@ -18,8 +18,6 @@ export interface ReaderAtSource {
 export type CopySource = PlainSource | SeekableSource | ReaderAtSource;
 
 const copyChunk = 1 << 20;
-/** Bytes gathered from a stream before one write to the ingest file. */
-const writeBatch = 1 << 20;
 
 /**
  * Opens a writer, waiting while another writer holds the ref: random sleeps that start at 16 ms
@@ -135,10 +133,26 @@ async function copyFrom(writer: Writer, source: CopySource, offset: number, size
 }
 
 /**
- * Streams `body` into `writer` (at the writer's offset) in 1 MiB batches through two reused
- * buffers: one is written while the other fills from the socket, so receiving, hashing and
- * writing overlap and memory stays at 2 MiB whatever the size. `onProgress` hears each batch
- * once it is written.
+ * What a crash may lose of a stream being written (issue 13): at any instant at most
+ * `unwrittenMax` bytes received and not yet written (write(2)) to the ingest file, and none of
+ * them older than about `unwrittenMaxMs`. After `kill -9` the ingest holds everything else that
+ * was received, and a resume fetches at most that much again.
+ */
+export const unwrittenMax = 256 << 10;
+export const unwrittenMaxMs = 250;
+/** A partly filled buffer is written this long after its first byte came: the rest of the 250 ms is for the write and a busy event loop. */
+export const flushAfterMs = 200;
+/** Two buffers of half the bound: one is written while the other fills. */
+const writeBatch = unwrittenMax / 2;
+
+/**
+ * Streams `body` into `writer` (at the writer's offset) through two reused 128 KiB buffers: one
+ * is written while the other fills from the socket, so receiving, hashing and writing overlap and
+ * memory stays at 256 KiB whatever the size. A buffer is written when it is full, or
+ * `flushAfterMs` after its first byte arrived (a slow stream still reaches the file), so at any
+ * instant at most `unwrittenMax` received bytes are not in the file yet. Writes go one after
+ * another, each appending where the last ended: the file is always a prefix of the stream.
+ * `onProgress` hears each batch once it is written.
  */
 export async function writeStream(
   writer: Writer,
@@ -148,13 +162,24 @@ export async function writeStream(
   const buffers = [Buffer.allocUnsafe(writeBatch), Buffer.allocUnsafe(writeBatch)];
   let current = 0;
   let fill = 0;
+  // The write in flight (of buffers[current ^ 1]); the buffer being filled is never written.
   let writing: Promise<void> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
   const flush = async (): Promise<void> => {
+    // Wait until no write is in flight: the other buffer is free again once its write is done.
+    // (The timer and the loop may both be here; whoever wakes first writes, the other waits on.)
+    for (let w = writing; ; w = writing) {
+      await w;
+      if (w === writing) break;
+    }
+    if (timer) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
     if (fill === 0) return;
     const chunk = buffers[current].subarray(0, fill);
-    await writing; // the other buffer is free again once its write is done
     writing = writer.write(chunk).then(() => onProgress?.(chunk.length));
-    writing.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+    writing.catch(() => {}); // awaited by the next flush or below; not an unhandled rejection meanwhile
     current ^= 1;
     fill = 0;
   };
@@ -167,8 +192,16 @@ export async function writeStream(
         at += n;
         if (fill === writeBatch) await flush();
       }
+      if (fill > 0 && !timer) {
+        timer = setTimeout(() => {
+          timer = undefined;
+          flush().catch(() => {}); // a failed write surfaces through `writing`
+        }, flushAfterMs);
+      }
     }
   } finally {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
     // What arrived before a disconnect is kept: the ingest stays resumable from there.
     await flush();
     await writing;

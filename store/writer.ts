@@ -49,6 +49,8 @@ export class LocalWriter implements Writer {
   private committed: string | undefined;
   private released = false;
   private broken = false;
+  /** The last write or truncation queued: the next one starts after it. */
+  private turn: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly ctx: WriterContext,
@@ -65,7 +67,24 @@ export class LocalWriter implements Writer {
     this.updatedAt = state.updatedAt;
   }
 
-  async write(chunk: Uint8Array): Promise<void> {
+  /**
+   * Appends `chunk` at the offset. Writes (and truncations) run one after another even when
+   * called without waiting, each at the end of the last: the data file is always a prefix of
+   * what was written, never a file with a hole, so its size — what a resume after a crash
+   * trusts (readIngestStatus, openWriter) — never claims bytes it does not hold. A write cut
+   * short by a crash leaves a shorter prefix.
+   */
+  write(chunk: Uint8Array): Promise<void> {
+    return this.inTurn(() => this.append(chunk));
+  }
+
+  private inTurn(op: () => Promise<void>): Promise<void> {
+    const run = this.turn.then(op);
+    this.turn = run.catch(() => {});
+    return run;
+  }
+
+  private async append(chunk: Uint8Array): Promise<void> {
     const fh = this.open('write to');
     if (this.broken) throw failedPrecondition(`ingest ${JSON.stringify(this.ref)}: a write failed; reopen to resume`);
     // Hash while the thread pool writes: the two take about as long as each other.
@@ -99,7 +118,11 @@ export class LocalWriter implements Writer {
     };
   }
 
-  async truncate(size: number): Promise<void> {
+  truncate(size: number): Promise<void> {
+    return this.inTurn(() => this.truncateNow(size));
+  }
+
+  private async truncateNow(size: number): Promise<void> {
     if (size !== 0) throw invalidArgument(`truncate of ingest ${JSON.stringify(this.ref)}: unsupported size ${size}`);
     const fh = this.open('truncate');
     await fh.truncate(0);
