@@ -8,6 +8,9 @@ import { timed } from './measure.js';
 const MiB = 1 << 20;
 const MB = 1e6;
 
+/** The names `pushBenchImages` is given by default: the image's repository, the warm-up image's, and their tag. */
+export const BENCH_IMAGE = { repo: 'bench/big', warmRepo: 'bench/warm', tag: 'v1' } as const;
+
 export interface BenchImages {
   image: Image;
   /** Every blob of `image` (manifest, config, layers) and its size. */

@@ -33,17 +33,15 @@ import { join, resolve } from 'node:path';
 import { stringify as stringifyToml } from 'smol-toml';
 import { api, berthPull, berthStore, readBerthConfig, requireBuilt, startBerth, type PullResult } from './berth-server.js';
 import { benchArgs, onCleanup, positiveIntegers, requireTools, run, runBench, SetupError, settle, sleep } from './harness.js';
-import { clkTck, loadavg, machineBusySeconds, median, procCpuSeconds, ratio, showRatio } from './measure.js';
-import { pushBenchImages } from './big-image.js';
+import { clkTck, median, noiseLine, printRatio, printVerdict, procCpuSeconds, ratio, startNoise, upstreamSent } from './measure.js';
+import { BENCH_IMAGE, pushBenchImages } from './big-image.js';
 import { startEtcd, type Etcd } from '../test/fixtures/etcd.js';
 import { startProxy, type Proxy } from '../test/fixtures/proxy.js';
 import { freePort, REGISTRY_BIN, startRegistry, type Registry } from '../test/fixtures/registry.js';
 
 const MB = 1e6;
 const targets = { upstream: 1.0, slowestRatio: 1.25, warmFaster: 0.85, goneExtraS: 1, switchMs: 300 };
-const REPO = 'bench/big';
-const TAG = 'v1';
-const WARM_REPO = 'bench/warm';
+const { repo: REPO, warmRepo: WARM_REPO, tag: TAG } = BENCH_IMAGE;
 const REGISTRY_PLUGIN = 'io.berth.service.v1.registry';
 const FLEET_PLUGIN = 'io.berth.service.v1.fleet';
 const ETCD_BIN = '/usr/bin/etcd';
@@ -212,18 +210,6 @@ async function checkHolds(node: Node, want: Map<string, number>, what: string): 
   }
 }
 
-/** What the upstream sent through `proxy` since its last reset: body bytes, and GETs per blob digest. */
-function upstreamSent(proxy: Proxy): { body: number; blobGets: Map<string, number> } {
-  const blobGets = new Map<string, number>();
-  let body = 0;
-  for (const r of proxy.responses) {
-    body += r.bodyBytes;
-    const m = /\/blobs\/(sha256:[0-9a-f]{64})/.exec(r.path);
-    if (m && r.method === 'GET') blobGets.set(m[1], (blobGets.get(m[1]) ?? 0) + 1);
-  }
-  return { body, blobGets };
-}
-
 /** Waits until the upstream has sent nothing for `quietMs`; the bytes that came after the call. */
 async function waitQuiet(proxy: Proxy, quietMs = 500, ms = 60_000): Promise<number> {
   const start = proxy.bytesFromUpstream;
@@ -367,7 +353,7 @@ async function main(): Promise<void> {
   onCleanup(() => upstream.stop());
   console.log("file systems (temp folder: the nodes' roots; the registry's storage):");
   for (const line of (await run('df', ['-PT', dir, upstream.storageDir])).trimEnd().split('\n')) console.log(`  ${line}`);
-  const { image, expected, total, warmImage } = await pushBenchImages(upstream, { repo: REPO, warmRepo: WARM_REPO, tag: TAG }, sizeMiB, layerCount);
+  const { image, expected, total, warmImage } = await pushBenchImages(upstream, BENCH_IMAGE, sizeMiB, layerCount);
   const warmExpected = new Map<string, number>([[warmImage.digest, warmImage.size], ...warmImage.blobs.map((b) => [b.digest, b.size] as [string, number])]);
   await run('sync', []);
   // nodes → counting proxy → throttle (the capped link) → docker-registry
@@ -502,10 +488,7 @@ async function main(): Promise<void> {
   const added: number[] = [];
 
   const ownCpu = () => selfAndChildrenCpu() + cpuOf(upstream.process.pid) + cpuOf(etcdPid(etcd.dir));
-  const load0 = loadavg();
-  const machine0 = machineBusySeconds();
-  const own0 = ownCpu();
-  const wall0 = performance.now();
+  const noise = startNoise(ownCpu);
   for (let r = 0; r < rounds; r++) {
     process.stdout.write(`round ${r + 1}/${rounds} (s):`);
     for (const [i, n] of ns.entries()) {
@@ -673,9 +656,7 @@ async function main(): Promise<void> {
     }
     console.log();
   }
-  const roundsWall = (performance.now() - wall0) / 1000;
-  const foreignCpu = machineBusySeconds() - machine0 - (ownCpu() - own0);
-  const load1 = loadavg();
+  const roundsNoise = noise.stop();
 
   // ---- report -----------------------------------------------------------------------------------
   const num = (s: number, w = 9) => s.toFixed(2).padStart(w);
@@ -730,15 +711,14 @@ async function main(): Promise<void> {
   }
 
   console.log('\nratios (of the medians):');
-  const line = (what: string, x: ReturnType<typeof ratio>) => console.log(`  ${what.padEnd(52)}${showRatio(x)}`);
   for (const n of ns) {
     if (n === 1) {
-      line('1 node, fleet on / T1', ratio(row(1, 'on').seconds, t1));
+      printRatio('1 node, fleet on / T1', ratio(row(1, 'on').seconds, t1));
       continue;
     }
-    for (const mode of ['on', 'off'] as Mode[]) line(`slowest of ${n}, fleet ${mode} / T1`, ratio(row(n, mode).seconds, t1));
+    for (const mode of ['on', 'off'] as Mode[]) printRatio(`slowest of ${n}, fleet ${mode} / T1`, ratio(row(n, mode).seconds, t1));
   }
-  if (warmRow.seconds.length > 0) line('fresh node from a warm peer / T1', ratio(warmRow.seconds, t1.slice(0, warmRow.seconds.length)));
+  if (warmRow.seconds.length > 0) printRatio('fresh node from a warm peer / T1', ratio(warmRow.seconds, t1.slice(0, warmRow.seconds.length)));
   if (added.length > 0) {
     console.log(
       `  ${'peer SIGKILLed: time added to an undisturbed pull'.padEnd(52)}${median(added).toFixed(0)} ms   ` +
@@ -746,37 +726,31 @@ async function main(): Promise<void> {
     );
   }
   if (gone.length > 0) console.log(`  ${'SIGKILLed node gone from every view'.padEnd(52)}${median(gone).toFixed(2)} s   (per round ${gone.map((g) => g.toFixed(2)).join(', ')} s; TTL ${ttl} s)`);
-  const cpus = availableParallelism();
-  console.log(
-    `noise: load average ${load0} before the rounds, ${load1} after; CPU used by other processes and kernel threads ` +
-      `during the rounds ${foreignCpu.toFixed(1)} s of ${(cpus * roundsWall).toFixed(0)} s (${((100 * foreignCpu) / (cpus * roundsWall)).toFixed(1)}%)` +
-      (foreignCpu > 0.05 * cpus * roundsWall ? ' — the machine was not quiet: treat the figures as noisy' : ''),
-  );
+  console.log(noiseLine(roundsNoise));
 
-  const verdict = (what: string, ok: boolean) => console.log(`verdict: ${what}: ${ok ? 'MET' : 'MISSED'}`);
   // 1.00x at two decimals: the manifest and config are in the image size, so anything fetched twice shows.
   for (const n of ns) {
     const up = row(n, 'on').upstream;
-    verdict(
+    printVerdict(
       `upstream bytes, fleet on, N=${n}: ${median(up).toFixed(2)}x the image (worst round ${Math.max(...up).toFixed(3)}x; target ${targets.upstream.toFixed(2)}x)`,
       Math.max(...up) < targets.upstream + 0.005,
     );
   }
   console.log(`info: upstream bytes, fleet off: ${ns.map((n) => `N=${n} ${median(row(n, 'off').upstream).toFixed(2)}x`).join(', ')} (expected about Nx)`);
   const slow = ratio(row(maxN, 'on').seconds, t1);
-  verdict(`slowest of ${maxN} with the fleet ${slow.median.toFixed(2)}x T1 (target <= ${targets.slowestRatio.toFixed(2)}x${maxN === 8 ? '' : '; the goal is set at N=8'})`, slow.median <= targets.slowestRatio);
+  printVerdict(`slowest of ${maxN} with the fleet ${slow.median.toFixed(2)}x T1 (target <= ${targets.slowestRatio.toFixed(2)}x${maxN === 8 ? '' : '; the goal is set at N=8'})`, slow.median <= targets.slowestRatio);
   console.log(`info: slowest of ${maxN} without the fleet ${ratio(row(maxN, 'off').seconds, t1).median.toFixed(2)}x T1 (expected about ${maxN}x)`);
   if (warmRow.seconds.length > 0) {
     const faster = 1 - median(warmRow.seconds) / median(t1);
-    verdict(`a fresh node from a warm peer ${(100 * faster).toFixed(1)}% faster than from the capped upstream (T1) (target >= ${(100 * targets.warmFaster).toFixed(0)}%)`, faster >= targets.warmFaster);
+    printVerdict(`a fresh node from a warm peer ${(100 * faster).toFixed(1)}% faster than from the capped upstream (T1) (target >= ${(100 * targets.warmFaster).toFixed(0)}%)`, faster >= targets.warmFaster);
   }
   if (gone.length > 0) {
-    verdict(`a SIGKILLed node gone from every other node's view in ${Math.max(...gone).toFixed(2)} s, worst round (target <= TTL + 1 s = ${ttl + targets.goneExtraS} s)`, Math.max(...gone) <= ttl + targets.goneExtraS);
+    printVerdict(`a SIGKILLed node gone from every other node's view in ${Math.max(...gone).toFixed(2)} s, worst round (target <= TTL + 1 s = ${ttl + targets.goneExtraS} s)`, Math.max(...gone) <= ttl + targets.goneExtraS);
   }
   if (added.length > 0) {
-    verdict(`switching away from a dead peer: ${median(added).toFixed(0)} ms added to the pull (target <= ${targets.switchMs} ms)`, median(added) <= targets.switchMs && added.length === rounds);
+    printVerdict(`switching away from a dead peer: ${median(added).toFixed(0)} ms added to the pull (target <= ${targets.switchMs} ms)`, median(added) <= targets.switchMs && added.length === rounds);
   } else {
-    verdict('switching away from a dead peer: no pull completed after its peer was SIGKILLed', false);
+    printVerdict('switching away from a dead peer: no pull completed after its peer was SIGKILLed', false);
   }
 }
 

@@ -1,8 +1,10 @@
 // What the benchmarks measure of a process, read from /proc, and how they summarise it.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Proxy } from '../test/fixtures/proxy.js';
 
 const projectDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -74,6 +76,68 @@ export function ratio(a: number[], b: number[]): Ratio {
 }
 
 export const showRatio = (x: Ratio): string => `${x.median.toFixed(2)}x   (per round ${x.min.toFixed(2)}x .. ${x.max.toFixed(2)}x)`;
+
+/** A line of a report's ratios: `what`, then the ratio. */
+export const printRatio = (what: string, x: Ratio): void => console.log(`  ${what.padEnd(52)}${showRatio(x)}`);
+
+/** A report's verdict on a goal. */
+export const printVerdict = (what: string, ok: boolean): void => console.log(`verdict: ${what}: ${ok ? 'MET' : 'MISSED'}`);
+
+// ---- noise --------------------------------------------------------------------------------------
+
+/** How busy the machine was with other things during a bench's rounds. */
+export interface Noise {
+  /** The load average before the rounds, and after. */
+  load0: string;
+  load1: string;
+  /** The machine's busy CPU seconds during the rounds less the bench's own: other processes and kernel threads. */
+  foreignCpu: number;
+  /** Wall seconds of the rounds. */
+  roundsWall: number;
+}
+
+/**
+ * Starts measuring the noise of the rounds. `ownCpu` answers the CPU seconds so far of the bench's
+ * own processes; `stop(otherOwnCpu)` ends the measure, `otherOwnCpu` being the bench's own CPU
+ * seconds during the rounds that `ownCpu` does not count (processes gone meanwhile).
+ */
+export function startNoise(ownCpu: () => number): { stop(otherOwnCpu?: number): Noise } {
+  const load0 = loadavg();
+  const machine0 = machineBusySeconds();
+  const own0 = ownCpu();
+  const wall0 = performance.now();
+  return {
+    stop(otherOwnCpu = 0) {
+      const roundsWall = (performance.now() - wall0) / 1000;
+      const foreignCpu = machineBusySeconds() - machine0 - (ownCpu() - own0) - otherOwnCpu;
+      return { load0, load1: loadavg(), foreignCpu, roundsWall };
+    },
+  };
+}
+
+/** The report's line on the noise (without a line break). */
+export function noiseLine({ load0, load1, foreignCpu, roundsWall }: Noise): string {
+  const cpus = availableParallelism();
+  return (
+    `noise: load average ${load0} before the rounds, ${load1} after; CPU used by other processes and kernel threads ` +
+    `during the rounds ${foreignCpu.toFixed(1)} s of ${(cpus * roundsWall).toFixed(0)} s (${((100 * foreignCpu) / (cpus * roundsWall)).toFixed(1)}%)` +
+    (foreignCpu > 0.05 * cpus * roundsWall ? ' — the machine was not quiet: treat the figures as noisy' : '')
+  );
+}
+
+// ---- the upstream -------------------------------------------------------------------------------
+
+/** What the upstream sent through the counting `proxy` since its last reset: body bytes of all responses, bytes on the wire, and GETs per blob digest. */
+export function upstreamSent(proxy: Proxy): { body: number; wire: number; blobGets: Map<string, number> } {
+  const blobGets = new Map<string, number>();
+  let body = 0;
+  for (const r of proxy.responses) {
+    body += r.bodyBytes;
+    const m = /\/blobs\/(sha256:[0-9a-f]{64})/.exec(r.path);
+    if (m && r.method === 'GET') blobGets.set(m[1], (blobGets.get(m[1]) ?? 0) + 1);
+  }
+  return { body, wire: proxy.bytesFromUpstream, blobGets };
+}
 
 /** Samples VmRSS every 100 ms; keeps the overall maximum and the maximum since `window()`. */
 export class RssSampler {

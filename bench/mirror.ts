@@ -27,8 +27,8 @@ import { stringify as stringifyToml } from 'smol-toml';
 import { api, berthStore, readBerthConfig, requireBuilt, startBerth } from './berth-server.js';
 import { ctrContent, ctrReset, ctrSnapshots, startContainerd } from './containerd.js';
 import { benchArgs, onCleanup, positiveIntegers, requireTools, run, runBench, runMeasured, settle, sleep, which, type Usage } from './harness.js';
-import { loadavg, machineBusySeconds, median, procCpuSeconds, ratio, RssSampler, showRatio, timed } from './measure.js';
-import { pushBenchImages } from './big-image.js';
+import { median, noiseLine, printRatio, printVerdict, procCpuSeconds, ratio, RssSampler, startNoise, timed, upstreamSent } from './measure.js';
+import { BENCH_IMAGE, pushBenchImages } from './big-image.js';
 import type { Image } from '../test/fixtures/images.js';
 import { startProxy, type Proxy } from '../test/fixtures/proxy.js';
 import { freePort, REGISTRY_BIN, startRegistry, type Registry } from '../test/fixtures/registry.js';
@@ -36,9 +36,7 @@ import type { RegistryStats } from '../src/client/types.js';
 
 const MB = 1e6;
 const targets = { berthUpstream: 1.0, concurrentRatio: 1.1, warmRatio: 1.0, ctrRatio: 1.0 };
-const REPO = 'bench/big';
-const TAG = 'v1';
-const WARM_REPO = 'bench/warm';
+const { repo: REPO, warmRepo: WARM_REPO, tag: TAG } = BENCH_IMAGE;
 const SNAPSHOTTER = 'overlayfs';
 const REGISTRY_PLUGIN = 'io.berth.service.v1.registry';
 const berthBin = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'berth.js');
@@ -90,18 +88,6 @@ const statsDelta = (a: RegistryStats, b: RegistryStats) => ({
   bytesServed: b.bytesServed - a.bytesServed,
   bytesFetchedUpstream: b.bytesFetchedUpstream - a.bytesFetchedUpstream,
 });
-
-/** What the upstream sent through `proxy` since its last reset: body bytes of all responses, and GETs per blob digest. */
-function upstreamSent(proxy: Proxy): { body: number; wire: number; blobGets: Map<string, number> } {
-  const blobGets = new Map<string, number>();
-  let body = 0;
-  for (const r of proxy.responses) {
-    body += r.bodyBytes;
-    const m = /\/blobs\/(sha256:[0-9a-f]{64})/.exec(r.path);
-    if (m && r.method === 'GET') blobGets.set(m[1], (blobGets.get(m[1]) ?? 0) + 1);
-  }
-  return { body, wire: proxy.bytesFromUpstream, blobGets };
-}
 
 /** Waits until `cache` holds `blobs` and `proxy` has carried nothing for a second (background fetches ended). */
 async function waitQuiet(cache: Cache, proxy: Proxy, blobs: Map<string, number>, what: string, ms = 300_000): Promise<void> {
@@ -179,7 +165,7 @@ async function main(): Promise<void> {
   console.log('file systems (temp folder: berth roots, OCI layouts, containerd root; the registries\' storage):');
   for (const line of (await run('df', ['-PT', dir, upstream.storageDir])).trimEnd().split('\n')) console.log(`  ${line}`);
   // And a small image each fresh cache serves once, untimed, before its first timed step.
-  const { image, expected, total, warmImage } = await pushBenchImages(upstream, { repo: REPO, warmRepo: WARM_REPO, tag: TAG }, sizeMiB, layerCount);
+  const { image, expected, total, warmImage } = await pushBenchImages(upstream, BENCH_IMAGE, sizeMiB, layerCount);
   /** config + layers: what a cache must hold (the manifest is checked in the clients' layouts). */
   const blobs = new Map(image.blobs.map((b) => [b.digest, b.size] as [string, number]));
   const warmBlobs = new Map(warmImage.blobs.map((b) => [b.digest, b.size] as [string, number]));
@@ -379,11 +365,8 @@ async function main(): Promise<void> {
   // (the upstream, containerd, this process with its counting proxies, the caches, skopeo, ctr);
   // the rest is other processes and the kernel's own threads (writeback among them).
   const ownCpu = () => cpuOf(upstream.process.pid!) + cpuOf(containerd.pid) + (process.cpuUsage().user + process.cpuUsage().system) / 1e6;
-  const load0 = loadavg();
-  const machine0 = machineBusySeconds();
-  const own0 = ownCpu();
   const child0 = childCpu;
-  const wall0 = performance.now();
+  const noise = startNoise(ownCpu);
   for (let r = 0; r < rounds; r++) {
     process.stdout.write(`round ${r + 1}/${rounds} (s):`);
     // The order turns each round: neither cache always goes first.
@@ -453,9 +436,7 @@ async function main(): Promise<void> {
     }
     console.log();
   }
-  const roundsWall = (performance.now() - wall0) / 1000;
-  const foreignCpu = machineBusySeconds() - machine0 - (ownCpu() - own0) - (childCpu - child0);
-  const load1 = loadavg();
+  const roundsNoise = noise.stop(childCpu - child0);
   await containerd.stop();
 
   // ---- report -----------------------------------------------------------------------------------
@@ -519,15 +500,14 @@ async function main(): Promise<void> {
   const coldVsWarmN = ratio(rows.coldN.berth.seconds, rows.warmN.berth.seconds);
   const viaCtr = ratio(ctrRows.berth.seconds, ctrRows.straight.seconds);
   console.log('\nratios (of the medians):');
-  const line = (what: string, x: ReturnType<typeof ratio>) => console.log(`  ${what.padEnd(52)}${showRatio(x)}`);
-  line(`berth cold: slowest of ${clients} / one alone`, coldNvs1);
-  line(`distribution cold: slowest of ${clients} / one alone`, distNvs1);
-  line('cold, 1 client: berth / distribution', cold1);
-  line(`cold, ${clients} clients (slowest): berth / distribution`, coldN);
-  line('warm, 1 client: berth / distribution', warm);
-  line(`warm, ${clients} clients (slowest): berth / distribution`, warmN);
-  line(`berth, ${clients} clients (slowest): cold / warm`, coldVsWarmN);
-  line('ctr images pull: through berth / straight', viaCtr);
+  printRatio(`berth cold: slowest of ${clients} / one alone`, coldNvs1);
+  printRatio(`distribution cold: slowest of ${clients} / one alone`, distNvs1);
+  printRatio('cold, 1 client: berth / distribution', cold1);
+  printRatio(`cold, ${clients} clients (slowest): berth / distribution`, coldN);
+  printRatio('warm, 1 client: berth / distribution', warm);
+  printRatio(`warm, ${clients} clients (slowest): berth / distribution`, warmN);
+  printRatio(`berth, ${clients} clients (slowest): cold / warm`, coldVsWarmN);
+  printRatio('ctr images pull: through berth / straight', viaCtr);
   const berthUp = rows.coldN.berth.upstream;
   const distUp = rows.coldN.distribution.upstream;
   console.log(
@@ -535,22 +515,16 @@ async function main(): Promise<void> {
       `distribution ${median(distUp).toFixed(2)}x (max ${Math.max(...distUp).toFixed(3)}x)`,
   );
   console.log(`info: skopeo peak RSS ${(skopeoRss / MB).toFixed(1)} MB`);
-  const cpus = availableParallelism();
-  console.log(
-    `noise: load average ${load0} before the rounds, ${load1} after; CPU used by other processes and kernel threads ` +
-      `during the rounds ${foreignCpu.toFixed(1)} s of ${(cpus * roundsWall).toFixed(0)} s (${((100 * foreignCpu) / (cpus * roundsWall)).toFixed(1)}%)` +
-      (foreignCpu > 0.05 * cpus * roundsWall ? ' — the machine was not quiet: treat the figures as noisy' : ''),
-  );
-  const verdict = (what: string, ok: boolean) => console.log(`verdict: ${what}: ${ok ? 'MET' : 'MISSED'}`);
+  console.log(noiseLine(roundsNoise));
   // 1.00x at two decimals: the manifest and config are in the image size, so anything fetched twice shows.
-  verdict(
+  printVerdict(
     `berth upstream bytes, cold, ${clients} clients, ${Math.max(...berthUp).toFixed(3)}x the image in the worst round (target ${targets.berthUpstream.toFixed(2)}x)`,
     Math.max(...berthUp) < targets.berthUpstream + 0.005,
   );
   console.log(`info: distribution's upstream bytes, cold, ${clients} clients: ${median(distUp).toFixed(2)}x the image (expected about ${clients}x)`);
-  verdict(`berth cold, slowest of ${clients} ${coldNvs1.median.toFixed(3)}x one client alone (target <= ${targets.concurrentRatio.toFixed(1)}x)`, coldNvs1.median <= targets.concurrentRatio);
-  verdict(`berth warm ${warm.median.toFixed(3)}x distribution warm (target <= ${targets.warmRatio.toFixed(1)}x)`, warm.median <= targets.warmRatio);
-  verdict(`ctr images pull through berth ${viaCtr.median.toFixed(3)}x straight from the upstream (target <= ${targets.ctrRatio.toFixed(1)}x)`, viaCtr.median <= targets.ctrRatio);
+  printVerdict(`berth cold, slowest of ${clients} ${coldNvs1.median.toFixed(3)}x one client alone (target <= ${targets.concurrentRatio.toFixed(1)}x)`, coldNvs1.median <= targets.concurrentRatio);
+  printVerdict(`berth warm ${warm.median.toFixed(3)}x distribution warm (target <= ${targets.warmRatio.toFixed(1)}x)`, warm.median <= targets.warmRatio);
+  printVerdict(`ctr images pull through berth ${viaCtr.median.toFixed(3)}x straight from the upstream (target <= ${targets.ctrRatio.toFixed(1)}x)`, viaCtr.median <= targets.ctrRatio);
 }
 
 await runBench('bench/mirror.ts', main);

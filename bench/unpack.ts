@@ -21,7 +21,7 @@ import { stringify as stringifyToml } from 'smol-toml';
 import { api, type Berth, berthPull, berthReset, berthSnapshots, checkBerthHas, readBerthConfig, requireBuilt, startBerth, type UnpackResult } from './berth-server.js';
 import { ctrReset, ctrSnapshots, startContainerd } from './containerd.js';
 import { benchArgs, onCleanup, requireTools, run, runBench, runMeasured, settle, SetupError, which, type Usage } from './harness.js';
-import { loadavg, machineBusySeconds, median, procCpuSeconds, ratio, RssSampler, showRatio, summariseProfile, timed } from './measure.js';
+import { median, noiseLine, printRatio, printVerdict, procCpuSeconds, ratio, RssSampler, startNoise, summariseProfile, timed } from './measure.js';
 import { DEFAULT_TREES, parseTrees, treeImage } from './tree-image.js';
 import { buildImage, pushImage } from '../test/fixtures/images.js';
 import { REGISTRY_BIN, startRegistry } from '../test/fixtures/registry.js';
@@ -328,10 +328,7 @@ async function main(): Promise<void> {
   const ownCpu = () =>
     procCpuSeconds(registry.process.pid!) + servers.reduce((a, s) => a + procCpuSeconds(s.pid), 0) + procCpuSeconds(containerd.pid) +
     (process.cpuUsage().user + process.cpuUsage().system) / 1e6;
-  const load0 = loadavg();
-  const machine0 = machineBusySeconds();
-  const own0 = ownCpu();
-  const wall0 = performance.now();
+  const noise = startNoise(ownCpu);
   // The order turns each round, so that no tool always goes first or follows the same one.
   for (let r = 0; r < rounds; r++) {
     process.stdout.write(`round ${r + 1}/${rounds} (s):`);
@@ -345,9 +342,7 @@ async function main(): Promise<void> {
     }
     console.log();
   }
-  const roundsWall = (performance.now() - wall0) / 1000;
-  const foreignCpu = machineBusySeconds() - machine0 - (ownCpu() - own0) - peerCpu;
-  const load1 = loadavg();
+  const roundsNoise = noise.stop(peerCpu);
   // The kernel updates VmHWM from per-CPU counters lazily: a sample can exceed it by a little.
   const berthHwm = servers.map((s) => s.rss.hwm());
   const berthPeak = servers.map((s, i) => Math.max(berthHwm[i], s.rss.max, s.rss.sample()));
@@ -384,7 +379,7 @@ async function main(): Promise<void> {
   const tarPar = rows.find((r) => r.name.includes('side by side'))!;
   const umoci = rows.find((r) => r.name === 'umoci unpack')!;
   const ctr = rows.find((r) => r.name.startsWith('ctr'))!;
-  const line = (what: string, a: number[], b: number[]) => console.log(`  ${what.padEnd(52)}${showRatio(ratio(a, b))}`);
+  const line = (what: string, a: number[], b: number[]) => printRatio(what, ratio(a, b));
   for (const sync of syncs) {
     line(`berth pull+unpack (sync ${sync}) / ctr images pull`, pullRows.get(sync)!.seconds, ctr.seconds);
   }
@@ -406,20 +401,16 @@ async function main(): Promise<void> {
     );
   }
   console.log(`containerd RSS (info): VmHWM ${(containerdHwm / MB).toFixed(1)} MB, sampled max during ctr images pull ${(ctr.rss / MB).toFixed(1)} MB`);
-  const cpus = availableParallelism();
   console.log(
-    `noise: load average ${load0} before the rounds, ${load1} after; CPU used by other processes and kernel threads ` +
-      `during the rounds ${foreignCpu.toFixed(1)} s of ${(cpus * roundsWall).toFixed(0)} s (${((100 * foreignCpu) / (cpus * roundsWall)).toFixed(1)}%)` +
-      (foreignCpu > 0.05 * cpus * roundsWall ? ' — the machine was not quiet: treat the figures as noisy' : '') +
+    noiseLine(roundsNoise) +
       '. Caches: warm (no drop_caches); the gzip layers were pushed or read just before, so they are most likely in the page cache for every tool.',
   );
-  const verdict = (what: string, ok: boolean) => console.log(`verdict: ${what}: ${ok ? 'MET' : 'MISSED'}`);
   // The target is for berth as it ships: unpack_sync on, unless only off was measured.
   const judged = syncs.includes('on') ? 'on' : 'off';
   const vsCtr = ratio(pullRows.get(judged)!.seconds, ctr.seconds);
-  verdict(`berth pull+unpack (sync ${judged}) ${vsCtr.median.toFixed(3)}x ctr images pull (target <= ${targets.ctrRatio}x)`, vsCtr.median <= targets.ctrRatio);
+  printVerdict(`berth pull+unpack (sync ${judged}) ${vsCtr.median.toFixed(3)}x ctr images pull (target <= ${targets.ctrRatio}x)`, vsCtr.median <= targets.ctrRatio);
   const peak = Math.max(...berthPeak);
-  verdict(`berth peak RSS ${(peak / MB).toFixed(1)} MB (target < ${targets.rssMB} MB)`, peak / MB < targets.rssMB);
+  printVerdict(`berth peak RSS ${(peak / MB).toFixed(1)} MB (target < ${targets.rssMB} MB)`, peak / MB < targets.rssMB);
   if (cpuProfDir) for (const s of servers) summariseProfile(join(cpuProfDir, `sync-${s.sync}`));
 }
 

@@ -12,48 +12,23 @@
 // `stallAt` body bytes (and only that one: `times: 1`). The node's partial ingest then holds
 // exactly `stallAt` bytes, which it advertises; the other nodes follow that ingest through its
 // registry listener and wait for more. Then it is killed.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { buildImage, bigLayer, pushImage, type Image } from './fixtures/images.js';
-import { startEtcd, type Etcd } from './fixtures/etcd.js';
+import type { ChildServer } from './fixtures/child-server.js';
+import { api, assertHoldsVerified, fleetExports, fleetNodeNames, fleetTestBed, pullAndWait, upstreamGets, waitFor, type Json } from './fixtures/fleet.js';
 import { startProxy, type Proxy, type ProxyResponse } from './fixtures/proxy.js';
-import { freePort, startRegistry, type Registry } from './fixtures/registry.js';
-import { startTestServer, type TestServer } from './fixtures/server.js';
+import type { TestServer } from './fixtures/server.js';
 
-const projectRoot = join(import.meta.dirname, '..');
-const fleetKey = 'io.berth.service.v1.fleet';
-const registryKey = 'io.berth.service.v1.registry';
 const MiB = 1024 * 1024;
 /** Short, so that a killed node's claim and advertisements go quickly (etcd's minimum is 2 s). */
 const TTL = 3;
 
-let etcd: Etcd;
-let registry: Registry;
-/** The upstream as the nodes see it: a proxy in front of the registry, counting what it sends. */
-let up: Proxy;
-const cleanups: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  [etcd, registry] = await Promise.all([startEtcd(), startRegistry({ auth: 'none' })]);
-  up = await startProxy(registry.host);
-});
-after(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => {});
-  await up?.stop();
-  await registry?.stop();
-  await etcd?.destroy();
-});
-
-let fleets = 0;
+/** One etcd, and the upstream as the nodes see it: a proxy in front of the registry, counting what it sends (`bed.up`). */
+const bed = fleetTestBed({ prefix: 'berth-failures-test', upstream: true });
 /** Each test its own fleet: its own key prefix in the one etcd. */
-const newPrefix = () => `/berth-failures-test/${process.pid}/${++fleets}`;
+const newPrefix = bed.newPrefix;
 
-type Json = Record<string, any>;
 interface Node {
   url: string;
   name: string;
@@ -66,139 +41,22 @@ interface Node {
  */
 const PEER_TIMEOUT_MS = 5000;
 
-function fleetConfig(prefix: string, name: string): Json {
-  return { etcd_endpoints: [etcd.endpoint], node_name: name, lease_ttl_s: TTL, prefix, peer_timeout_ms: PEER_TIMEOUT_MS };
-}
+const fleetConfig = (): Json => ({ lease_ttl_s: TTL, peer_timeout_ms: PEER_TIMEOUT_MS });
 
 /** A berth node in this process: a registry listener on a free port, in fleet `prefix`. */
 async function startNode(prefix: string, name: string): Promise<TestServer & Node> {
-  const server = await startTestServer({
-    config: { plugins: { [registryKey]: { address: '127.0.0.1:0' }, [fleetKey]: fleetConfig(prefix, name) } },
-  });
-  let destroyed = false;
-  const destroy = server.destroy;
-  server.destroy = async () => {
-    if (destroyed) return;
-    destroyed = true;
-    await destroy();
-  };
-  cleanups.push(() => server.destroy());
-  return Object.assign(server, { name });
+  return Object.assign(await bed.startNode(prefix, name, fleetConfig()), { name });
 }
 
-interface ChildNode extends Node {
-  process: ChildProcess;
-  /** SIGKILL, then wait for the process to be gone. */
-  kill(): Promise<void>;
-  /** What it logged (the last 256 KiB), for failure messages. */
-  logs(): string;
-}
+type ChildNode = ChildServer & Node;
 
 /** A berth node in a child process, as `berth serve --config FILE` runs it: to be killed with SIGKILL. */
 async function startChildNode(prefix: string, name: string): Promise<ChildNode> {
-  const dir = await mkdtemp(join(tmpdir(), 'berth-fleet-failures-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  const port = await freePort();
-  const config = join(dir, 'berth.toml');
-  await writeFile(
-    config,
-    [
-      `root = ${JSON.stringify(join(dir, 'root'))}`,
-      `state = ${JSON.stringify(join(dir, 'state'))}`,
-      `address = "127.0.0.1:${port}"`,
-      `log_level = "info"`,
-      `[plugins."${registryKey}"]`,
-      `address = "127.0.0.1:0"`,
-      `[plugins."${fleetKey}"]`,
-      `etcd_endpoints = [${JSON.stringify(etcd.endpoint)}]`,
-      `node_name = ${JSON.stringify(name)}`,
-      `lease_ttl_s = ${TTL}`,
-      `prefix = ${JSON.stringify(prefix)}`,
-      `peer_timeout_ms = ${PEER_TIMEOUT_MS}`,
-      '',
-    ].join('\n'),
-  );
-  const url = (file: string) => JSON.stringify(pathToFileURL(join(projectRoot, file)).href);
-  const marker = 'BERTH-CHILD-NODE-READY ';
-  const script = `
-    const { loadConfig } = await import(${url('src/config.ts')});
-    const { startServer } = await import(${url('src/server.ts')});
-    const server = await startServer(await loadConfig(process.argv[1]));
-    process.stdout.write(${JSON.stringify(marker)} + JSON.stringify({ url: server.url }) + '\\n');
-  `;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, config], {
-    cwd: projectRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const killOnExit = () => void child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  void exited.then(() => process.off('exit', killOnExit));
-  const kill = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
-  };
-  cleanups.push(kill);
-  let log = '';
-  const keep = (b: Buffer) => {
-    log = (log + b.toString('utf8')).slice(-256 * 1024);
-  };
-  child.stderr!.on('data', keep);
-  let pending = '';
-  const ready = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`child node ${name} did not start within 60 s:\n${log}`)), 60_000);
-    child.stdout!.on('data', (b: Buffer) => {
-      keep(b);
-      pending += b.toString('utf8');
-      for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        if (line.startsWith(marker)) {
-          clearTimeout(timer);
-          resolve(JSON.parse(line.slice(marker.length)).url);
-        }
-      }
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`child node ${name} exited (${code ?? signal}):\n${log}`));
-    });
-  });
-  return { name, url: await ready, process: child, kill, logs: () => log };
+  return Object.assign(await bed.startChildNode(prefix, name, fleetConfig(), { dirPrefix: 'berth-fleet-failures-' }), { name });
 }
 
-async function api(node: { url: string }, method: string, path: string, body?: unknown): Promise<{ status: number; json: Json }> {
-  const res = await fetch(node.url + path, {
-    method,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : {} };
-}
-
-/** Polls `check` every 20 ms until it returns something other than undefined/false; fails naming `what` after `ms`. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined && v !== false) return v;
-      last = undefined;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${ms} ms${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function names(node: Node): Promise<string[]> {
-  const r = await api(node, 'GET', '/v1/fleet/nodes');
-  assert.equal(r.status, 200, JSON.stringify(r.json));
-  return r.json.items.map((n: Json) => n.name).sort();
-}
+/** The names of the nodes `node` lists, sorted. */
+const names = async (node: Node): Promise<string[]> => (await fleetNodeNames(node)).sort();
 
 /** Every node lists exactly `all` (by name). */
 async function waitForFleet(nodes: Node[], all: string[]): Promise<void> {
@@ -211,14 +69,6 @@ async function fleetBlob(node: Node, digest: string): Promise<{ holders: Json[];
   const r = await api(node, 'GET', `/v1/fleet/blobs/${digest}`);
   assert.equal(r.status, 200, JSON.stringify(r.json));
   return r.json as { holders: Json[]; claim?: string };
-}
-
-/** The fleet plugin as `GET /v1/plugins` lists it: status, and its exports (state, reason, lease...). */
-async function fleetExports(node: Node): Promise<Json> {
-  const { json } = await api(node, 'GET', '/v1/plugins');
-  const p = json.items.find((i: Json) => `${i.type}.${i.id}` === fleetKey);
-  assert.ok(p, 'the fleet plugin is listed');
-  return { status: p.status, message: p.message, ...p.exports };
 }
 
 /** Starts a pull on `node` (202) and answers its id. */
@@ -245,12 +95,7 @@ async function pullDone(node: Node, id: string, ms = 60_000): Promise<Json> {
 }
 
 /** Pulls with `?wait=true`; fails the test unless the pull is done. */
-async function pull(node: Node, ref: string): Promise<Json> {
-  const done = await api(node, 'POST', '/v1/pulls?wait=true', { ref, unpack: false });
-  assert.equal(done.status, 200, JSON.stringify(done.json));
-  assert.equal(done.json.state, 'done', `the pull of ${ref} on ${node.name}: ${JSON.stringify(done.json.error)}`);
-  return done.json;
-}
+const pull = (node: Node, ref: string): Promise<Json> => pullAndWait(node, ref);
 
 const blobOf = (p: Json, digest: string): Json => {
   const b = p.blobs.find((x: Json) => x.digest === digest);
@@ -261,38 +106,17 @@ const sum = (xs: Iterable<number>): number => [...xs].reduce((n, v) => n + v, 0)
 const sourcesTotal = (b: Json): number => sum(Object.values(b.sources as Record<string, number>));
 
 /** Every blob of `img` (manifest included) is in the node's store, and nothing there is corrupt. */
-async function assertHolds(node: Node, img: Image): Promise<void> {
-  for (const b of [img.manifest, ...img.blobs]) {
-    const info = await api(node, 'GET', `/v1/content/${b.digest}/info`);
-    assert.equal(info.status, 200, `${node.name}: ${b.digest} is stored`);
-    assert.equal(info.json.size, b.size, `${node.name}: ${b.digest} has its size`);
-  }
-  const verify = await api(node, 'POST', '/v1/content/verify');
-  assert.equal(verify.status, 200, JSON.stringify(verify.json));
-  assert.deepEqual(verify.json.corrupt, [], `${node.name}: no blob is corrupt`);
-  assert.ok(verify.json.checked >= img.blobs.length + 1, `${node.name}: every blob was checked`);
-}
+const assertHolds = (node: Node, img: Image): Promise<void> => assertHoldsVerified(node, [img.manifest, ...img.blobs], node.name);
 
 /** Bytes of the manifest, config and layers: what one node needs from somewhere. */
 const imageBytes = (img: Image): number => img.manifest.size + sum(img.blobs.map((b) => b.size));
 
-/** The upstream's GET responses for blobs and manifests by digest since `since`, by digest. */
-function upstreamGets(proxy: Proxy, since: number): Map<string, ProxyResponse[]> {
-  const out = new Map<string, ProxyResponse[]>();
-  for (const r of proxy.responses.slice(since)) {
-    const m = /\/(?:blobs|manifests)\/(sha256:[0-9a-f]{64})/.exec(r.path);
-    if (r.method !== 'GET' || !m || r.status >= 300) continue;
-    out.set(m[1], [...(out.get(m[1]) ?? []), r]);
-  }
-  return out;
-}
-
 let images = 0;
 /** A fresh image of `layers` layers of `size` bytes each, pushed to the registry as `failures/<n>:v1`. */
-async function pushFresh(layers: number, size: number, via: Proxy = up): Promise<{ img: Image; ref: string }> {
+async function pushFresh(layers: number, size: number, via: Proxy = bed.up): Promise<{ img: Image; ref: string }> {
   const n = ++images;
   const img = buildImage({ layers: await Promise.all(Array.from({ length: layers }, (_, i) => bigLayer(size, { seed: 7000 + n * 100 + i }))) });
-  await pushImage(registry.url, `failures/${n}`, 'v1', img);
+  await pushImage(bed.registry.url, `failures/${n}`, 'v1', img);
   return { img, ref: `${via.host}/failures/${n}:v1` };
 }
 
@@ -311,17 +135,17 @@ const STALL_AT = 3 * MiB;
  * chunk in the ingest the follower receives bytes — it is streaming — before the kill.
  */
 function stallFirstGet(digest: string, stallAt: number): void {
-  up.set({ stallAfterBytes: stallAt, match: (r) => r.method === 'GET' && r.path.includes(`/blobs/${digest}`), times: 1, cutAfterBytes: undefined });
+  bed.up.set({ stallAfterBytes: stallAt, match: (r) => r.method === 'GET' && r.path.includes(`/blobs/${digest}`), times: 1, cutAfterBytes: undefined });
 }
 
-function clearRules(proxy: Proxy = up): void {
+function clearRules(proxy: Proxy = bed.up): void {
   proxy.set({ stallAfterBytes: undefined, cutAfterBytes: undefined, flipByteAt: undefined, match: undefined, times: undefined });
 }
 
 /** Waits until the upstream has sent exactly `stallAt` bytes of `digest` in one response and stalls there. */
 async function waitForStall(digest: string, stallAt: number, since: number): Promise<ProxyResponse> {
-  await up.waitFor(() => up.stalled().some((r) => r.path.includes(digest)), 30_000);
-  const gets = upstreamGets(up, since).get(digest) ?? [];
+  await bed.up.waitFor(() => bed.up.stalled().some((r) => r.path.includes(digest)), 30_000);
+  const gets = upstreamGets(bed.up, since).get(digest) ?? [];
   assert.equal(gets.length, 1, 'one GET of the layer so far');
   assert.equal(gets[0].bodyBytes, stallAt, 'the upstream sent the claimant exactly stallAt bytes, then stalled');
   return gets[0];
@@ -346,7 +170,7 @@ async function diagnose(t: { diagnostic(msg: string): void }, nodes: Array<Node 
     t.diagnostic(`${node.name}: fleet blob ${views[0]}; pulls ${views[1]}`);
     if ('logs' in node) for (const line of node.logs().split('\n').slice(-60)) if (line.trim()) t.diagnostic(`${node.name} log: ${line.slice(0, 400)}`);
   }
-  t.diagnostic(`upstream responses: ${JSON.stringify(up.responses.slice(-12).map((r) => [r.method, r.path.slice(-40), r.status, r.bodyBytes, r.stalled, r.requestHeaders.range]))}`);
+  t.diagnostic(`upstream responses: ${JSON.stringify(bed.up.responses.slice(-12).map((r) => [r.method, r.path.slice(-40), r.status, r.bodyBytes, r.stalled, r.requestHeaders.range]))}`);
 }
 
 describe('a fleet when parts of it fail', { timeout: 240_000 }, () => {
@@ -359,7 +183,7 @@ describe('a fleet when parts of it fail', { timeout: 240_000 }, () => {
     try {
       await waitForFleet([holder, puller], ['holder', 'puller']);
       stallFirstGet(layer.digest, stallAt);
-      const since = up.responses.length;
+      const since = bed.up.responses.length;
 
       // The holder fetches the layer from the upstream, which stalls after stallAt bytes: its
       // ingest holds exactly that much, and it says so to the fleet.
@@ -380,7 +204,7 @@ describe('a fleet when parts of it fail', { timeout: 240_000 }, () => {
       await holder.kill();
       assert.equal(holder.process.signalCode, 'SIGKILL');
       // The stalled response died with the holder's connection: only now may the upstream flow.
-      await up.waitFor(() => !stalled.stalled, 10_000);
+      await bed.up.waitFor(() => !stalled.stalled, 10_000);
       clearRules();
 
       const p = await pullDone(puller, id);
@@ -393,7 +217,7 @@ describe('a fleet when parts of it fail', { timeout: 240_000 }, () => {
       // the next test, which fails on that). They died with the holder; the puller's store kept
       // everything it had written, and it resumes from there.
       const inFlight = stallAt - fromHolder;
-      const layerGets = upstreamGets(up, since).get(layer.digest) ?? [];
+      const layerGets = upstreamGets(bed.up, since).get(layer.digest) ?? [];
       const upstreamLayerBytes = sum(layerGets.map((r) => r.bodyBytes));
       t.diagnostic(
         `layer ${layer.size} B: the holder had ${stallAt} B when killed, the puller had ${fromHolder} B of them (in flight ${inFlight} B); ` +
@@ -444,7 +268,7 @@ describe('a fleet when parts of it fail', { timeout: 240_000 }, () => {
     try {
       await waitForFleet([claimant, a, b], ['claimant', 'survivor-a', 'survivor-b']);
       stallFirstGet(layer.digest, stallAt);
-      const since = up.responses.length;
+      const since = bed.up.responses.length;
 
       // The claimant is first: it claims the layer and fetches it; the upstream stalls mid-blob.
       const claimantPull = await startPull(claimant, ref);
@@ -459,7 +283,7 @@ describe('a fleet when parts of it fail', { timeout: 240_000 }, () => {
       assert.equal((await pullView(claimant, claimantPull)).state, 'running', 'the claimant is still fetching (stalled)');
 
       await claimant.kill();
-      await up.waitFor(() => !stalled.stalled, 10_000);
+      await bed.up.waitFor(() => !stalled.stalled, 10_000);
       clearRules();
 
       // Its claim goes with its lease; a survivor claims the layer and fetches the rest upstream.
@@ -467,7 +291,7 @@ describe('a fleet when parts of it fail', { timeout: 240_000 }, () => {
       for (const [i, s] of survivors.entries()) pulls.push(await pullDone(s, ids[i]));
       for (const s of survivors) await assertHolds(s, img);
 
-      const gets = upstreamGets(up, since);
+      const gets = upstreamGets(bed.up, since);
       const layerGets = gets.get(layer.digest) ?? [];
       const upstreamBytes = sum([...gets.values()].flat().map((r) => r.bodyBytes));
       const deadReceived = layerGets[0].bodyBytes;
@@ -523,7 +347,7 @@ describe('a fleet when parts of it fail', { timeout: 240_000 }, () => {
     try {
       await waitForFleet([leader, follower], ['follower', 'leader']);
       stallFirstGet(layer.digest, STALL_AT);
-      const since = up.responses.length;
+      const since = bed.up.responses.length;
       const leaderPull = await startPull(leader, ref);
       await waitForStall(layer.digest, STALL_AT, since);
       await waitForPartialAdvert(follower, 'leader', layer.digest, STALL_AT);
@@ -549,7 +373,7 @@ describe('a fleet when parts of it fail', { timeout: 240_000 }, () => {
   test('the upstream is stopped: a new node still pulls by tag from its peers, and the image verifies', async () => {
     const prefix = newPrefix();
     // An upstream of its own (a proxy to the same registry), to stop without stopping the others'.
-    const gone = await startProxy(registry.host);
+    const gone = await startProxy(bed.registry.host);
     let stopped = false;
     const keeper = await startNode(prefix, 'keeper');
     try {
@@ -588,7 +412,7 @@ describe('a fleet when parts of it fail', { timeout: 240_000 }, () => {
     const { img, ref } = await pushFresh(2, 1 * MiB);
     const leaseBefore = (await fleetExports(a)).lease;
 
-    await etcd.stop();
+    await bed.etcd.stop();
     try {
       const ex = await waitFor('steady-a works alone', async () => {
         const e = await fleetExports(a);
@@ -600,16 +424,16 @@ describe('a fleet when parts of it fail', { timeout: 240_000 }, () => {
       assert.deepEqual(await names(a), ['steady-a'], 'alone: only itself in view');
 
       // A pull while etcd is away: from the upstream, the node on its own.
-      const since = up.responses.length;
+      const since = bed.up.responses.length;
       const p = await pull(a, ref);
       assert.equal(p.bytesFetched, imageBytes(img));
       assert.equal(p.bytesFromUpstream, p.bytesFetched, 'every byte from the upstream');
       for (const blob of p.blobs) assert.deepEqual(Object.keys(blob.sources), ['upstream']);
-      for (const d of [img.manifest, ...img.blobs]) assert.equal(upstreamGets(up, since).get(d.digest)?.length, 1, `${d.digest} fetched upstream once`);
+      for (const d of [img.manifest, ...img.blobs]) assert.equal(upstreamGets(bed.up, since).get(d.digest)?.length, 1, `${d.digest} fetched upstream once`);
       await assertHolds(a, img);
       assert.equal((await fleetExports(a)).state, 'alone', 'still alone after the pull');
     } finally {
-      await etcd.start();
+      await bed.etcd.start();
     }
 
     // etcd is back (with its data): a new lease, the node record, and the blobs pulled while alone advertised.
@@ -629,9 +453,9 @@ describe('a fleet when parts of it fail', { timeout: 240_000 }, () => {
       return true;
     });
     // And the advertisement serves: steady-b pulls the image from steady-a, no blob from the upstream.
-    const since = up.responses.length;
+    const since = bed.up.responses.length;
     const p = await pull(b, ref);
-    assert.deepEqual([...upstreamGets(up, since).keys()], [], 'no blob or manifest by digest from the upstream');
+    assert.deepEqual([...upstreamGets(bed.up, since).keys()], [], 'no blob or manifest by digest from the upstream');
     assert.equal(p.bytesFromPeers, p.bytesFetched);
     assert.equal(p.bytesFetched, imageBytes(img));
     await assertHolds(b, img);

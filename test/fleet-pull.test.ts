@@ -4,108 +4,44 @@
 // test/fixtures/proxy.ts (which counts what the upstream sent), and berth servers, each with its
 // own root, API and registry listener — in this process, or as child processes where a node is
 // to be killed.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildImage, bigLayer, pushImage, type Image } from './fixtures/images.js';
-import { startEtcd, type Etcd } from './fixtures/etcd.js';
-import { startProxy, type Proxy, type ProxyResponse } from './fixtures/proxy.js';
-import { startRegistry, type Registry } from './fixtures/registry.js';
-import { startTestServer, type TestServer } from './fixtures/server.js';
+import { api, assertHoldsVerified, fleetTestBed, pullAndWait, upstreamGets as gets, type Json } from './fixtures/fleet.js';
+import type { TestServer } from './fixtures/server.js';
 import { waitUntil } from './fixtures/registry-listener.js';
 import { berth } from './fixtures/unpack.js';
 
-const fleetKey = 'io.berth.service.v1.fleet';
-const registryKey = 'io.berth.service.v1.registry';
 const MiB = 1024 * 1024;
 
-let etcd: Etcd;
-let registry: Registry;
-/** The upstream as the nodes see it: a proxy in front of the registry, counting what it sends. */
-let up: Proxy;
-const cleanups: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  [etcd, registry] = await Promise.all([startEtcd(), startRegistry({ auth: 'none' })]);
-  up = await startProxy(registry.host);
-});
-after(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => {});
-  await up?.stop();
-  await registry?.stop();
-  await etcd?.destroy();
-});
-
-let fleets = 0;
+/** One etcd, and the upstream as the nodes see it: a proxy in front of the registry, counting what it sends (`bed.up`). */
+const bed = fleetTestBed({ prefix: 'berth-pull-test', upstream: true });
 /** Each test its own fleet: its own key prefix in the one etcd. */
-const newPrefix = () => `/berth-pull-test/${process.pid}/${++fleets}`;
-
-type Json = Record<string, any>;
+const newPrefix = bed.newPrefix;
 
 /** A berth node in this process: a registry listener on a free port, in fleet `prefix`. */
-async function startNode(prefix: string, name: string, extra: Json = {}): Promise<TestServer> {
-  const server = await startTestServer({
-    config: {
-      plugins: {
-        [registryKey]: { address: '127.0.0.1:0' },
-        // A generous peer timeout: on a busy test machine a peer may take more than the default
-        // 200 ms to answer, and these tests count bytes, not milliseconds.
-        [fleetKey]: { etcd_endpoints: [etcd.endpoint], node_name: name, lease_ttl_s: 5, prefix, peer_timeout_ms: 5000, ...extra },
-      },
-    },
-  });
-  cleanups.push(() => server.destroy());
-  return server;
-}
-
-async function api(server: { url: string }, method: string, path: string, body?: unknown): Promise<{ status: number; json: Json }> {
-  const res = await fetch(server.url + path, {
-    method,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : {} };
+function startNode(prefix: string, name: string, extra: Json = {}): Promise<TestServer> {
+  // A generous peer timeout: on a busy test machine a peer may take more than the default
+  // 200 ms to answer, and these tests count bytes, not milliseconds.
+  return bed.startNode(prefix, name, { lease_ttl_s: 5, peer_timeout_ms: 5000, ...extra });
 }
 
 /** Starts a pull on `node` and waits for its end; fails the test unless it is done. */
-async function pull(node: { url: string }, ref: string): Promise<Json> {
-  const done = await api(node, 'POST', '/v1/pulls?wait=true', { ref, unpack: false });
-  assert.equal(done.status, 200, JSON.stringify(done.json));
-  assert.equal(done.json.state, 'done', `pull of ${ref}: ${JSON.stringify(done.json.error)}`);
-  return done.json;
-}
+const pull = (node: { url: string }, ref: string): Promise<Json> => pullAndWait(node, ref);
 
 /** The upstream's complete GET responses for blobs and manifests by digest, by digest. */
-function upstreamGets(since: number): Map<string, ProxyResponse[]> {
-  const out = new Map<string, ProxyResponse[]>();
-  for (const r of up.responses.slice(since)) {
-    const m = /\/(?:blobs|manifests)\/(sha256:[0-9a-f]{64})/.exec(r.path);
-    if (r.method !== 'GET' || !m || r.status >= 300) continue;
-    out.set(m[1], [...(out.get(m[1]) ?? []), r]);
-  }
-  return out;
-}
+const upstreamGets = (since: number) => gets(bed.up, since);
 
 /** Every blob of `img` is in the node's store, verified (`POST /v1/content/verify` finds nothing wrong). */
-async function assertHolds(node: { url: string }, img: Image, what: string): Promise<void> {
-  for (const b of img.blobs) {
-    const info = await api(node, 'GET', `/v1/content/${b.digest}/info`);
-    assert.equal(info.status, 200, `${what}: ${b.digest} is stored`);
-    assert.equal(info.json.size, b.size, `${what}: ${b.digest} has its size`);
-  }
-  const verify = await api(node, 'POST', '/v1/content/verify');
-  assert.equal(verify.status, 200, JSON.stringify(verify.json));
-  assert.deepEqual(verify.json.corrupt, [], `${what}: no blob is corrupt`);
-  assert.ok(verify.json.checked >= img.blobs.length, `${what}: every blob was checked`);
-}
+const assertHolds = (node: { url: string }, img: Image, what: string): Promise<void> => assertHoldsVerified(node, img.blobs, what);
 
 let images = 0;
 /** A fresh image of `layers` layers of `size` bytes each, pushed to the registry as `fleet/<n>:v1`. */
 async function pushFresh(layers: number, size: number): Promise<{ img: Image; ref: string }> {
   const n = ++images;
   const img = buildImage({ layers: await Promise.all(Array.from({ length: layers }, (_, i) => bigLayer(size, { seed: n * 100 + i }))) });
-  await pushImage(registry.url, `fleet/${n}`, 'v1', img);
-  return { img, ref: `${up.host}/fleet/${n}:v1` };
+  await pushImage(bed.registry.url, `fleet/${n}`, 'v1', img);
+  return { img, ref: `${bed.up.host}/fleet/${n}:v1` };
 }
 
 describe('pulls in a fleet', { timeout: 180_000 }, () => {
@@ -117,7 +53,7 @@ describe('pulls in a fleet', { timeout: 180_000 }, () => {
       return true;
     });
     const { img, ref } = await pushFresh(3, 2 * MiB);
-    const since = up.responses.length;
+    const since = bed.up.responses.length;
     const pulls = await Promise.all(nodes.map((node) => pull(node, ref)));
     const gets = upstreamGets(since);
     for (const b of img.blobs) {
@@ -150,7 +86,7 @@ describe('pulls in a fleet', { timeout: 180_000 }, () => {
       for (const b of img.blobs) if ((await api(newcomer, 'GET', `/v1/fleet/blobs/${b.digest}`)).json.holders?.length !== 1) return false;
       return true;
     });
-    const since = up.responses.length;
+    const since = bed.up.responses.length;
     const p = await pull(newcomer, ref);
     assert.deepEqual([...upstreamGets(since).keys()], [], 'no blob or manifest by digest from the upstream');
     assert.equal(p.bytesFromUpstream, 0);

@@ -2,12 +2,12 @@
 // loopback), issue 12 part 1: membership, the watch cache, advertisements and claims. Nodes are
 // berth servers in this process — and, where a node must die without a word, a berth server in a
 // child process killed with SIGKILL. Every wait polls a condition against a deadline.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess, execFile } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as net from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -18,96 +18,41 @@ import { Session } from '../src/fleet/session.js';
 import { FleetView } from '../src/fleet/view.js';
 import { builtinPlugins } from '../src/plugins/index.js';
 import { initOrder, pluginKey } from '../src/plugins/registry.js';
-import { startEtcd, type Etcd } from './fixtures/etcd.js';
+import {
+  api,
+  FLEET_PLUGIN as fleetKey,
+  fleetExports,
+  fleetNodeNames as names,
+  fleetTestBed,
+  REGISTRY_PLUGIN as registryKey,
+  waitFor as waitForWithin,
+  type Json,
+} from './fixtures/fleet.js';
 import { freePort } from './fixtures/registry.js';
 import { startTestServer, type TestServer } from './fixtures/server.js';
 
 const projectRoot = join(import.meta.dirname, '..');
-const fleetKey = 'io.berth.service.v1.fleet';
-const registryKey = 'io.berth.service.v1.registry';
 /**
  * 5 s: short enough for tests that wait for a lease to expire, long enough that a busy 2-core
  * test machine (etcd answering slowly, event loops stalled) does not lose a lease it keeps alive.
  */
 const TTL = 5;
 
-let etcd: Etcd;
-const cleanups: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  etcd = await startEtcd();
-});
-after(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => {});
-  await etcd?.destroy();
-});
-
-let prefixes = 0;
+/** The one etcd of this file (`bed.etcd`). */
+const bed = fleetTestBed({ prefix: 'berth-test' });
+const cleanups = bed.cleanups;
 /** Each test its own fleet: its own key prefix in the one etcd. */
-const newPrefix = () => `/berth-test/${process.pid}/${++prefixes}`;
-
-type Json = Record<string, any>;
-
-function fleetConfig(prefix: string, name: string, extra: Json = {}): Json {
-  return { etcd_endpoints: [etcd.endpoint], node_name: name, lease_ttl_s: TTL, prefix, ...extra };
-}
+const newPrefix = bed.newPrefix;
 
 /** A berth server in this process with a registry listener on a free port and a fleet table. */
-async function startNode(prefix: string, name: string, extra: Json = {}): Promise<TestServer> {
-  const server = await startTestServer({
-    config: { plugins: { [registryKey]: { address: '127.0.0.1:0' }, [fleetKey]: fleetConfig(prefix, name, extra) } },
-  });
-  let destroyed = false;
-  const destroy = server.destroy;
-  server.destroy = async () => {
-    if (destroyed) return;
-    destroyed = true;
-    await destroy();
-  };
-  cleanups.push(() => server.destroy());
-  return server;
-}
-
-async function api(server: { url: string }, method: string, path: string, body?: Buffer): Promise<{ status: number; json: Json }> {
-  const res = await fetch(server.url + path, {
-    method,
-    body: body ? new Uint8Array(body) : undefined,
-    headers: body ? { 'content-type': 'application/octet-stream' } : {},
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : {} };
-}
-
-async function names(server: { url: string }): Promise<string[]> {
-  const r = await api(server, 'GET', '/v1/fleet/nodes');
-  assert.equal(r.status, 200, JSON.stringify(r.json));
-  return r.json.items.map((n: Json) => n.name);
-}
-
-async function fleetExports(server: { url: string }): Promise<Json> {
-  const { json } = await api(server, 'GET', '/v1/plugins');
-  const p = json.items.find((i: Json) => pluginKey(i.type, i.id) === fleetKey);
-  assert.ok(p, 'the fleet plugin is listed');
-  return { status: p.status, message: p.message, ...p.exports };
+function startNode(prefix: string, name: string, extra: Json = {}): Promise<TestServer> {
+  return bed.startNode(prefix, name, { lease_ttl_s: TTL, ...extra });
 }
 
 const fleetOf = (server: TestServer) => server.plugins.get<EtcdFleet>('io.berth.service.v1', 'fleet');
 
 /** Polls `check` until it returns something other than undefined/false, or fails naming `what` after `ms`. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${ms} ms${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const waitFor = <T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, ms = 10_000): Promise<T> => waitForWithin(what, check, ms);
 
 const sameSet = (a: string[], b: string[]) => a.length === b.length && [...a].sort().join() === [...b].sort().join();
 
@@ -145,63 +90,19 @@ interface ChildNode {
 
 /** `berth serve` in a child process (from the sources), which takes a claim on `claim` once it is up. */
 async function startChildNode(prefix: string, name: string, claim?: string): Promise<ChildNode> {
-  const dir = await mkdtemp(join(tmpdir(), 'berth-fleet-child-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  const port = await freePort();
-  const config = join(dir, 'berth.toml');
-  await writeFile(
-    config,
-    [
-      `root = ${JSON.stringify(join(dir, 'root'))}`,
-      `state = ${JSON.stringify(join(dir, 'state'))}`,
-      `address = "127.0.0.1:${port}"`,
-      `log_level = "warn"`,
-      `[plugins."${registryKey}"]`,
-      `address = "127.0.0.1:0"`,
-      `[plugins."${fleetKey}"]`,
-      `etcd_endpoints = [${JSON.stringify(etcd.endpoint)}]`,
-      `node_name = ${JSON.stringify(name)}`,
-      `lease_ttl_s = ${TTL}`,
-      `prefix = ${JSON.stringify(prefix)}`,
-      '',
-    ].join('\n'),
-  );
-  const url = (file: string) => JSON.stringify(pathToFileURL(join(projectRoot, file)).href);
   // The server as `berth serve --config` starts it, then (for the claim) the fleet it loaded.
-  const script = `
-    const { loadConfig } = await import(${url('src/config.ts')});
-    const { startServer } = await import(${url('src/server.ts')});
-    const server = await startServer(await loadConfig(process.argv[1]), { logger: false });
-    const fleet = server.plugins.get('io.berth.service.v1', 'fleet');
-    const claim = process.argv[2] ? await fleet.claim(process.argv[2]) : undefined;
-    process.stdout.write(JSON.stringify({ url: server.url, state: fleet.state, claimMine: claim?.mine }) + '\\n');
-  `;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, config, ...(claim ? [claim] : [])], {
-    cwd: projectRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const child = await bed.startChildNode(prefix, name, { lease_ttl_s: TTL }, {
+    logLevel: 'warn',
+    serverOptions: { logger: false },
+    args: claim ? [claim] : [],
+    onReady: `
+      const fleet = server.plugins.get('io.berth.service.v1', 'fleet');
+      const claim = args[0] ? await fleet.claim(args[0]) : undefined;
+      return { state: fleet.state, claimMine: claim?.mine };
+    `,
   });
-  cleanups.push(async () => void child.kill('SIGKILL'));
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-  const line = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`child node ${name} did not start within 60 s: ${err}`)), 60_000);
-    child.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      const nl = out.indexOf('\n');
-      if (nl >= 0) {
-        clearTimeout(timer);
-        resolve(out.slice(0, nl));
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`child node ${name} exited (${code}): ${err}`));
-    });
-  });
-  const started = JSON.parse(line) as { url: string; state: string; claimMine?: boolean };
-  assert.equal(started.state, 'joined', `child node ${name} joined the fleet`);
-  return { url: started.url, process: child, claimMine: started.claimMine };
+  assert.equal(child.ready.state, 'joined', `child node ${name} joined the fleet`);
+  return { url: child.url, process: child.process, claimMine: child.ready.claimMine };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -227,7 +128,7 @@ describe('fleet membership', { timeout: 120_000 }, () => {
       assert.equal(ex.status, 'ok');
       assert.equal(ex.state, 'joined');
       assert.equal(ex.node, `node-${'abc'[i]}`);
-      assert.equal(ex.endpoints, etcd.endpoint.replace('http://', ''));
+      assert.equal(ex.endpoints, bed.etcd.endpoint.replace('http://', ''));
       assert.equal(ex.reason, undefined, 'no reason while joined');
       assert.match(ex.lease, /^[0-9a-f]+$/);
     }
@@ -293,7 +194,7 @@ describe('the watch cache', { timeout: 60_000 }, () => {
   test('lists the prefix a page at a time at one revision, then follows the watch from the next revision', async () => {
     const prefix = newPrefix();
     const keys = new FleetKeys(prefix);
-    const client = new Etcd3({ hosts: etcd.endpoint });
+    const client = new Etcd3({ hosts: bed.etcd.endpoint });
     cleanups.push(async () => client.close());
     const record = (name: string) => JSON.stringify({ name, address: `127.0.0.1:${1000 + name.length}`, startedAt: '2026-01-02T03:04:05.000000000Z' });
     for (const name of ['n1', 'n2', 'n3', 'n4', 'n5']) await client.put(keys.node(name)).value(record(name));
@@ -301,7 +202,7 @@ describe('the watch cache', { timeout: 60_000 }, () => {
     const view = new FleetView(keys);
     const broken: string[] = [];
     const session = await Session.open({
-      endpoints: [etcd.endpoint.replace('http://', '')],
+      endpoints: [bed.etcd.endpoint.replace('http://', '')],
       keys,
       ttlS: TTL,
       callTimeoutMs: 2000,
@@ -328,10 +229,10 @@ describe('the watch cache', { timeout: 60_000 }, () => {
   test('a connection to etcd cut and back at once: the session stays open on its lease and misses no change', async () => {
     const prefix = newPrefix();
     const keys = new FleetKeys(prefix);
-    const client = new Etcd3({ hosts: etcd.endpoint });
+    const client = new Etcd3({ hosts: bed.etcd.endpoint });
     cleanups.push(async () => client.close());
     // A plain TCP pipe in front of etcd that can drop every connection through it.
-    const target = new URL(etcd.endpoint);
+    const target = new URL(bed.etcd.endpoint);
     const sockets = new Set<net.Socket>();
     const pipe = net.createServer((inbound) => {
       const outbound = net.connect(Number(target.port), target.hostname);
@@ -421,7 +322,7 @@ describe('advertisements', { timeout: 120_000 }, () => {
     const fleet = fleetOf(node);
     const digest = blob('arriving slowly').digest;
     // What etcd records, watched by a client of its own.
-    const client = new Etcd3({ hosts: etcd.endpoint });
+    const client = new Etcd3({ hosts: bed.etcd.endpoint });
     cleanups.push(async () => client.close());
     const puts: Array<{ at: number; value: Json }> = [];
     const watcher = await client.watch().key(`${prefix}/blobs/${digest}/fetcher`).create();
@@ -506,7 +407,7 @@ describe('etcd unavailable', { timeout: 120_000 }, () => {
     await putBlob(a, before);
     await waitFor('b sees a\'s blob', async () => (await holders(b, before.digest)).length === 1);
 
-    await etcd.stop();
+    await bed.etcd.stop();
     try {
       const ex = await waitFor('a works alone', async () => {
         const e = await fleetExports(a);
@@ -529,7 +430,7 @@ describe('etcd unavailable', { timeout: 120_000 }, () => {
       assert.ok(Date.now() - t0 < 200, 'and costs no wait for etcd');
 
       // etcd comes back with nothing (a lost cluster): lease, node record and advertisements are made again.
-      await etcd.start({ wipe: true });
+      await bed.etcd.start({ wipe: true });
       for (const node of [a, b]) await waitFor('re-joined', async () => (await fleetExports(node)).state === 'joined', 20_000);
       await waitFor('each sees both again', async () => sameSet(await names(b), ['steady-a', 'steady-b']) && sameSet(await names(a), ['steady-a', 'steady-b']));
       for (const d of [before, during]) {
@@ -540,7 +441,7 @@ describe('etcd unavailable', { timeout: 120_000 }, () => {
       }
       assert.equal((await fleetExports(a)).reason, undefined);
     } finally {
-      if (!(await fetch(`${etcd.endpoint}/health`).then((r) => r.ok, () => false))) await etcd.start();
+      if (!(await fetch(`${bed.etcd.endpoint}/health`).then((r) => r.ok, () => false))) await bed.etcd.start();
     }
     await Promise.all([a.destroy(), b.destroy()]);
   });
@@ -555,12 +456,12 @@ describe('etcd unavailable', { timeout: 120_000 }, () => {
     for (const d of [kept, dropped]) await waitFor('b sees a\'s blobs', async () => (await holders(b, d.digest)).length === 1);
     const oldLease = (await fleetExports(a)).lease as string;
 
-    await etcd.stop();
+    await bed.etcd.stop();
     try {
       await waitFor('a works alone', async () => (await fleetExports(a)).state === 'alone');
       assert.equal((await api(a, 'DELETE', `/v1/content/${dropped.digest}`)).status, 204, 'withdrawn while alone: nothing written yet');
     } finally {
-      await etcd.start();
+      await bed.etcd.start();
     }
     const newLease = await waitFor('a re-joins', async () => {
       const e = await fleetExports(a);
@@ -573,7 +474,7 @@ describe('etcd unavailable', { timeout: 120_000 }, () => {
     await waitFor('b sees the kept blob', async () => (await holders(b, kept.digest)).length === 1);
 
     // In etcd: every key of a's is on its new lease; the old lease is gone.
-    const client = new Etcd3({ hosts: etcd.endpoint });
+    const client = new Etcd3({ hosts: bed.etcd.endpoint });
     try {
       const { kvs } = await client.getAll().prefix(`${prefix}/`).exec();
       const mine = kvs.filter((kv) => /\/keeper$/.test(kv.key.toString()));
@@ -604,13 +505,13 @@ describe('configuration', { timeout: 60_000 }, () => {
     cleanups.push(() => server.destroy());
     const ex = await fleetExports(server);
     assert.equal(ex.status, 'error');
-    assert.match(ex.message, /etcd_endpoints: "127\.0\.0\.1:2379" is not an etcd URL \(expected http:\/\/HOST:PORT\)/);
+    assert.match(ex.message, /etcd_endpoints: "127\.0\.0\.1:2379" is not an etcd URL \(expected http:\/\/HOST:PORT or https:\/\/HOST:PORT\)/);
     assert.equal((await api(server, 'GET', '/v1/fleet/nodes')).status, 501);
     await server.destroy();
 
     for (const [table, message] of [
       [{ etcd_endpoints: 'http://127.0.0.1:2379' }, /must be a list of URLs/],
-      [{ etcd_endpoints: ['https://127.0.0.1:2379'] }, /TLS endpoints are not supported yet/],
+      [{ etcd_endpoints: ['ftp://127.0.0.1:2379'] }, /unsupported scheme ftp:/],
       [{ etcd_endpoints: ['http://127.0.0.1:2379'], lease_ttl_s: 1 }, /lease_ttl_s 1 must be/],
       [{ etcd_endpoints: ['http://127.0.0.1:2379'], node_name: 'a/b' }, /node_name "a\/b"/],
       [{ etcd_endpoints: ['http://127.0.0.1:2379'], ttl: 3 }, /unknown key "ttl"/],

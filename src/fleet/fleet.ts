@@ -10,6 +10,7 @@ import { formatTimestamp } from '../oci/time.js';
 import type { BlobHolder, Claim, Fleet } from '../pull/peers.js';
 import { Advertiser, leaseGone, type CommittedBlob } from './adverts.js';
 import { FleetKeys, parseNodeRecord, type NodeRecord } from './keys.js';
+import type { EtcdTlsFiles } from './options.js';
 import { Session } from './session.js';
 import { FleetView } from './view.js';
 
@@ -23,6 +24,8 @@ export interface FleetLogger {
 export interface EtcdFleetOptions {
   /** `host:port` of each etcd endpoint (options.ts parses the configured URLs). */
   endpoints: string[];
+  /** TLS to etcd, with these files; unset: plain text. */
+  tls?: EtcdTlsFiles;
   node: string;
   /** Where peers reach this node's registry listener, `host:port`. */
   address: string;
@@ -275,6 +278,7 @@ export class EtcdFleet implements Fleet, FleetReader {
     try {
       session = await Session.open({
         endpoints: this.o.endpoints,
+        tls: this.o.tls,
         keys: this.keys,
         ttlS: this.o.leaseTtlS,
         callTimeoutMs: this.callTimeoutMs(),

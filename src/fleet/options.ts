@@ -2,36 +2,85 @@
 // prefix is a start-up error naming the value, never a node that silently works alone forever.
 import { invalidArgument } from '../../store/errors.js';
 
+/** What the gRPC client dials: `HOST:PORT` of each endpoint, and whether over TLS. */
+export interface EtcdEndpoints {
+  hosts: string[];
+  tls: boolean;
+}
+
 /**
- * `http://HOST:PORT` (port 2379 when left out, as etcd's own clients assume) → `HOST:PORT`, what
- * the gRPC client dials. TLS (`https://`) needs certificates the configuration cannot give yet,
- * so it is refused rather than dialled in plain text.
+ * `http://HOST:PORT` or `https://HOST:PORT` (port 2379 when left out, as etcd's own clients
+ * assume) → `HOST:PORT` and the scheme.
  */
-export function parseEndpoint(value: unknown): string {
+export function parseEndpoint(value: unknown): { host: string; tls: boolean } {
   const what = `etcd_endpoints: ${JSON.stringify(value)}`;
-  if (typeof value !== 'string' || value === '') throw invalidArgument(`${what} is not an etcd URL (expected http://HOST:PORT)`);
+  const expected = '(expected http://HOST:PORT or https://HOST:PORT)';
+  if (typeof value !== 'string' || value === '') throw invalidArgument(`${what} is not an etcd URL ${expected}`);
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw invalidArgument(`${what} is not an etcd URL (expected http://HOST:PORT)`);
+    throw invalidArgument(`${what} is not an etcd URL ${expected}`);
   }
-  if (url.protocol === 'https:') throw invalidArgument(`${what}: TLS endpoints are not supported yet (use http://HOST:PORT)`);
-  if (url.protocol !== 'http:') throw invalidArgument(`${what}: unsupported scheme ${url.protocol} (expected http://HOST:PORT)`);
-  if (!url.hostname) throw invalidArgument(`${what}: no host (expected http://HOST:PORT)`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalidArgument(`${what}: unsupported scheme ${url.protocol} ${expected}`);
+  if (!url.hostname) throw invalidArgument(`${what}: no host ${expected}`);
   if (url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) {
-    throw invalidArgument(`${what}: an etcd endpoint is only http://HOST:PORT (no path, query or credentials)`);
+    throw invalidArgument(`${what}: an etcd endpoint is only a scheme, a host and a port (no path, query or credentials)`);
   }
-  return `${url.hostname}:${url.port || '2379'}`;
+  return { host: `${url.hostname}:${url.port || '2379'}`, tls: url.protocol === 'https:' };
 }
 
-/** `etcd_endpoints`: a non-empty list of URLs. */
-export function parseEndpoints(value: unknown): string[] {
+/** `etcd_endpoints`: a non-empty list of URLs, all `http://` or all `https://`. */
+export function parseEndpoints(value: unknown): EtcdEndpoints {
   if (!Array.isArray(value)) {
     throw invalidArgument(`etcd_endpoints: ${JSON.stringify(value)} must be a list of URLs, e.g. ["http://10.0.0.5:2379"]`);
   }
   if (value.length === 0) throw invalidArgument('etcd_endpoints: the list is empty (leave it unset to work alone)');
-  return value.map(parseEndpoint);
+  const parsed = value.map(parseEndpoint);
+  const tls = parsed[0].tls;
+  // One client, one kind of channel: a mixed list would send some requests in plain text.
+  if (parsed.some((e) => e.tls !== tls)) throw invalidArgument('etcd_endpoints: mixes http:// and https:// (use one scheme for every endpoint)');
+  return { hosts: parsed.map((e) => e.host), tls };
+}
+
+/** The files of `etcd_ca_file`, `etcd_cert_file` and `etcd_key_file`, read at start. */
+export interface EtcdTlsFiles {
+  /** PEM CAs that sign etcd's certificate (unset: the system's roots). */
+  ca?: Buffer;
+  /** This node's client certificate and key (etcd's `--client-cert-auth`). */
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+/**
+ * Reads the TLS files the configuration names: every one must be readable, a certificate needs
+ * its key (and the other way round), and TLS files with `http://` endpoints are a mistake, not
+ * something to ignore.
+ */
+export async function readTlsFiles(config: Record<string, unknown>, endpoints: EtcdEndpoints, read: (path: string) => Promise<Buffer>): Promise<EtcdTlsFiles | undefined> {
+  const names = ['etcd_ca_file', 'etcd_cert_file', 'etcd_key_file'] as const;
+  const given = names.filter((n) => config[n] !== undefined);
+  if (!endpoints.tls) {
+    if (given.length > 0) throw invalidArgument(`${given.join(', ')}: TLS files given, but etcd_endpoints are http:// (use https://HOST:PORT)`);
+    return undefined;
+  }
+  if ((config.etcd_cert_file === undefined) !== (config.etcd_key_file === undefined)) {
+    throw invalidArgument('etcd_cert_file and etcd_key_file go together: a client certificate needs its key');
+  }
+  const files: EtcdTlsFiles = {};
+  for (const name of given) {
+    const path = config[name];
+    if (typeof path !== 'string' || path === '') throw invalidArgument(`${name}: ${JSON.stringify(path)} must be a file path`);
+    let data: Buffer;
+    try {
+      data = await read(path);
+    } catch (err) {
+      throw invalidArgument(`${name} ${path}: ${(err as Error).message}`);
+    }
+    if (!data.includes('-----BEGIN ')) throw invalidArgument(`${name} ${path}: not a PEM file`);
+    files[name === 'etcd_ca_file' ? 'ca' : name === 'etcd_cert_file' ? 'cert' : 'key'] = data;
+  }
+  return files;
 }
 
 // A node's name is one segment of its etcd keys: no `/`, and readable in `berth fleet nodes`.

@@ -6,11 +6,14 @@
 import { Etcd3, Range, type Lease, type Watcher } from 'etcd3';
 import { unavailable } from '../../store/errors.js';
 import type { FleetKeys } from './keys.js';
+import type { EtcdTlsFiles } from './options.js';
 import type { FleetView } from './view.js';
 
 export interface SessionOptions {
   /** `host:port` of each etcd endpoint. */
   endpoints: string[];
+  /** Over TLS, with these files (options.ts read them); unset: plain text. */
+  tls?: EtcdTlsFiles;
   keys: FleetKeys;
   ttlS: number;
   /** Deadline of each request (not of the keepalive and watch streams). */
@@ -41,8 +44,13 @@ export class Session {
 
   /** Connects, takes a lease and starts the watch; fails (and cleans up) when etcd does not answer. */
   static async open(o: SessionOptions): Promise<Session> {
+    const { tls } = o;
     const client = new Etcd3({
-      hosts: o.endpoints,
+      // `https://` makes the client use TLS (with the system's roots unless credentials say otherwise).
+      hosts: tls ? o.endpoints.map((h) => `https://${h}`) : o.endpoints,
+      ...(tls && (tls.ca || tls.cert)
+        ? { credentials: { rootCertificate: tls.ca as Buffer, ...(tls.cert ? { certChain: tls.cert, privateKey: tls.key } : {}) } }
+        : {}),
       // Each request has a deadline, so that an unreachable etcd is an error, not a wait; the
       // keepalive and watch streams have none (they are meant to stay open).
       defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + o.callTimeoutMs }),

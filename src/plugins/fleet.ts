@@ -4,18 +4,22 @@
 // peers first and advertise what they fetch. Off unless endpoints are configured:
 //
 //   [plugins."io.berth.service.v1.fleet"]
-//   etcd_endpoints = ["http://10.0.0.5:2379"]
+//   etcd_endpoints = ["http://10.0.0.5:2379"]   # or https://, with:
+//   etcd_ca_file = "/etc/berth/etcd-ca.pem"     # unset: the system's roots
+//   etcd_cert_file = "/etc/berth/etcd-client.pem"  # with etcd_key_file: for --client-cert-auth
+//   etcd_key_file = "/etc/berth/etcd-client-key.pem"
 //   node_name = "node-a"                  # default: the host name
 //   advertise_address = "10.0.0.7:5050"   # default: the registry listener's address
 //   lease_ttl_s = 10
 //   prefix = "/berth/fleet"
 //   namespace = "default"                 # default: the registry listener's namespace
 //   peer_timeout_ms = 200                 # a peer that has not answered by then is passed over
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { parseAddress } from '../config.js';
 import type { EventBus } from '../events/bus.js';
 import { EtcdFleet } from '../fleet/fleet.js';
-import { normalisePrefix, parseEndpoints, validateLeaseTtl, validateNodeName } from '../fleet/options.js';
+import { normalisePrefix, parseEndpoints, readTlsFiles, validateLeaseTtl, validateNodeName } from '../fleet/options.js';
 import { validateIdentifier } from '../metadata/validate.js';
 import { eventsType } from './events.js';
 import { metadataType, type Metadata } from './metadata.js';
@@ -27,7 +31,18 @@ import { PeerClient } from '../remotes/peer.js';
 import { SkipPlugin, type Registration } from './registry.js';
 import { serviceType } from './services.js';
 
-const keys = new Set(['etcd_endpoints', 'node_name', 'advertise_address', 'lease_ttl_s', 'prefix', 'namespace', 'peer_timeout_ms']);
+const keys = new Set([
+  'etcd_endpoints',
+  'etcd_ca_file',
+  'etcd_cert_file',
+  'etcd_key_file',
+  'node_name',
+  'advertise_address',
+  'lease_ttl_s',
+  'prefix',
+  'namespace',
+  'peer_timeout_ms',
+]);
 
 export const fleetPlugin: Registration<EtcdFleet> = {
   type: serviceType,
@@ -41,7 +56,9 @@ export const fleetPlugin: Registration<EtcdFleet> = {
     const c = ctx.config;
     checkKeys(c, keys);
     if (c.etcd_endpoints === undefined) throw new SkipPlugin('no etcd_endpoints configured: this node works alone', true);
-    const endpoints = parseEndpoints(c.etcd_endpoints);
+    const parsed = parseEndpoints(c.etcd_endpoints);
+    const endpoints = parsed.hosts;
+    const tls = await readTlsFiles(c, parsed, (path) => readFile(path));
     const node = validateNodeName(c.node_name ?? hostname());
     const leaseTtlS = validateLeaseTtl(c.lease_ttl_s ?? 10);
     const prefix = normalisePrefix(c.prefix ?? '/berth/fleet');
@@ -62,6 +79,7 @@ export const fleetPlugin: Registration<EtcdFleet> = {
     const { content } = ctx.get<Metadata>(metadataType);
     const fleet = new EtcdFleet({
       endpoints,
+      tls,
       node,
       address,
       prefix,
@@ -81,7 +99,7 @@ export const fleetPlugin: Registration<EtcdFleet> = {
       if (fleet.lease !== undefined) ctx.exports.lease = fleet.lease;
       else delete ctx.exports.lease;
     };
-    Object.assign(ctx.exports, { node, address, endpoints: endpoints.join(','), prefix, namespace });
+    Object.assign(ctx.exports, { node, address, endpoints: endpoints.join(','), tls: tls ? 'on' : 'off', prefix, namespace });
     show();
     fleet.onStateChange(show);
 
