@@ -11,7 +11,7 @@ const rooms = [
   // LevelDB transactions, shared by the metadata store and the snapshotters' metastores.
   ['level', '^src/level/', 1],
   // Leaf modules read by the composition layers: configuration, the root lock, the OpenAPI document.
-  ['config', '^src/(config|rootlock|openapi)\\.ts$', 1],
+  ['config', '^src/(config|rootlock|openapi|settings|version)\\.ts$', 1],
   // The API client and the wire types generated from openapi.yaml: the CLI, the proxy snapshotter
   // and the routes all speak them.
   ['client', '^src/client/', 1.5],

@@ -30,6 +30,7 @@ export const ingestRoutes: FastifyPluginAsync<{ content: ContentService }> = asy
           offset: req.headers['upload-offset'],
           total: req.headers['upload-length'] || undefined,
           expected: req.headers['upload-digest'] || undefined,
+          length: contentLength(req.headers['content-length']),
         },
         bodyStream(req),
       );
@@ -57,3 +58,8 @@ export const ingestRoutes: FastifyPluginAsync<{ content: ContentService }> = asy
     },
   );
 };
+
+/** The body's length when the request states it (a chunked body has none). */
+function contentLength(header: string | undefined): number | undefined {
+  return header !== undefined && /^\d+$/.test(header) ? Number(header) : undefined;
+}

@@ -5,6 +5,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'smol-toml';
 import { invalidArgument } from '../store/errors.js';
+import { pluginSettings, proxyPluginSettings, settingProblem, topDefault, topSettings, topTables, type Setting } from './settings.js';
 
 export interface Config {
   /** Persistent data: each plugin gets `<root>/<type>.<id>`. */
@@ -35,7 +36,7 @@ export interface ProxyPluginConfig {
   namespace?: string;
 }
 
-export const defaultAddress = '127.0.0.1:7420';
+export const defaultAddress = topDefault<string>('address');
 
 const isRoot = () => process.getuid?.() === 0;
 
@@ -48,8 +49,6 @@ export function defaultState(root: string): string {
   if (isRoot()) return '/run/berth';
   return process.env.XDG_RUNTIME_DIR ? join(process.env.XDG_RUNTIME_DIR, 'berth') : join(root, 'state');
 }
-
-const keys = new Set(['root', 'state', 'address', 'required_plugins', 'disabled_plugins', 'plugins', 'proxy_plugins', 'log_level']);
 
 /** Reads the configuration file (if any) and applies `overrides` on top of it. */
 export async function loadConfig(file: string | undefined, overrides: Partial<Config> = {}): Promise<Config> {
@@ -66,9 +65,7 @@ export async function loadConfig(file: string | undefined, overrides: Partial<Co
     } catch (err) {
       throw invalidArgument(`config ${file}: ${(err as Error).message}`, err);
     }
-    for (const key of Object.keys(table)) {
-      if (!keys.has(key)) throw invalidArgument(`config ${file}: unknown key ${JSON.stringify(key)}`);
-    }
+    checkConfigTable(table, file);
   }
   const str = (key: string): string | undefined => {
     const v = table[key];
@@ -81,12 +78,61 @@ export async function loadConfig(file: string | undefined, overrides: Partial<Co
     state: overrides.state ?? str('state') ?? defaultState(root),
     address: overrides.address ?? str('address') ?? defaultAddress,
     requiredPlugins: overrides.requiredPlugins ??
-      (table.required_plugins as string[] | undefined) ?? ['io.berth.metadata.v1.level', 'io.berth.content.v1.content'],
+      (table.required_plugins as string[] | undefined) ?? topDefault<string[]>('required_plugins'),
     plugins: overrides.plugins ?? (table.plugins as Config['plugins'] | undefined) ?? {},
     disabledPlugins: overrides.disabledPlugins ?? stringList(table.disabled_plugins, 'disabled_plugins', file) ?? [],
     proxyPlugins: overrides.proxyPlugins ?? proxyPlugins(table.proxy_plugins, file),
-    logLevel: overrides.logLevel ?? str('log_level') ?? 'info',
+    logLevel: overrides.logLevel ?? str('log_level') ?? topDefault<string>('log_level'),
   };
+}
+
+const isTable = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The value of one key against its setting (src/settings.ts); the error names the key and the value. */
+function checkSetting(s: Setting, value: unknown, where: string): void {
+  const problem = settingProblem(s, value);
+  if (problem !== undefined) throw invalidArgument(`${where}: ${problem}`);
+  if (s.kind === 'address') {
+    try {
+      parseAddress(value as string);
+    } catch (err) {
+      throw invalidArgument(`${where}: ${(err as Error).message}`);
+    }
+  }
+}
+
+/**
+ * Checks a configuration file's table against the table of settings (src/settings.ts): every key
+ * known, every value of its kind. What a plugin checks beyond that (a path that must exist, a
+ * snapshotter that must be loaded) it checks when it starts.
+ */
+export function checkConfigTable(table: Record<string, unknown>, file: string | undefined): void {
+  const where = `config ${file}`;
+  for (const [key, value] of Object.entries(table)) {
+    if ((topTables as readonly string[]).includes(key)) {
+      if (!isTable(value)) throw invalidArgument(`${where}: ${key} must be a table`);
+      continue;
+    }
+    const s = topSettings.find((t) => t.key === key);
+    if (!s) {
+      const known = [...topSettings.map((t) => t.key), ...topTables].join(', ');
+      throw invalidArgument(`${where}: unknown key ${JSON.stringify(key)} (known: ${known})`);
+    }
+    checkSetting(s, value, `${where}: ${key}`);
+  }
+  for (const [plugin, t] of Object.entries((table.plugins ?? {}) as Record<string, unknown>)) {
+    const at = `${where}: plugins."${plugin}"`;
+    if (!isTable(t)) throw invalidArgument(`${at} must be a table`);
+    const settings = pluginSettings.find((p) => p.plugin === plugin)?.settings ?? [];
+    for (const [key, value] of Object.entries(t)) {
+      const s = settings.find((x) => x.key === key);
+      if (!s) {
+        const known = settings.length ? `known: ${settings.map((x) => x.key).join(', ')}` : 'it has no settings';
+        throw invalidArgument(`${at}: unknown key ${JSON.stringify(key)} (${known})`);
+      }
+      checkSetting(s, value, `${at}.${key}`);
+    }
+  }
 }
 
 function stringList(v: unknown, key: string, file: string | undefined): string[] | undefined {
@@ -102,7 +148,7 @@ function proxyPlugins(v: unknown, file: string | undefined): Record<string, Prox
   for (const [name, raw] of Object.entries(v as Record<string, Record<string, unknown>>)) {
     const where = `config ${file}: proxy_plugins.${name}`;
     for (const k of Object.keys(raw)) {
-      if (!['type', 'address', 'snapshotter', 'namespace'].includes(k)) throw invalidArgument(`${where}: unknown key ${JSON.stringify(k)}`);
+      if (!proxyPluginSettings.some((s) => s.key === k)) throw invalidArgument(`${where}: unknown key ${JSON.stringify(k)}`);
     }
     if (raw.type !== 'snapshot') throw invalidArgument(`${where}: type must be "snapshot" (the only kind of proxy plugin)`);
     if (typeof raw.address !== 'string' || !raw.address) throw invalidArgument(`${where}: address (a unix socket path) is required`);

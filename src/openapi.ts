@@ -1,9 +1,9 @@
 // openapi.yaml is the single description of the API: routes take their request and response
 // schemas from it here, and a test checks that the served routes and the document agree.
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parse } from 'yaml';
+import { packageRoot } from './version.js';
 
 type Json = Record<string, unknown>;
 
@@ -31,11 +31,7 @@ export const httpMethods = ['get', 'head', 'put', 'post', 'patch', 'delete'] as 
 
 /** The project's openapi.yaml, found from this file whether it runs from src/ or dist/src/. */
 export function openApiPath(): string {
-  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
-    const candidate = join(dir, 'openapi.yaml');
-    if (existsSync(candidate) && existsSync(join(dir, 'package.json'))) return candidate;
-    if (dirname(dir) === dir) throw new Error('openapi.yaml not found above ' + import.meta.url);
-  }
+  return join(packageRoot(), 'openapi.yaml');
 }
 
 let cached: OpenApiDoc | undefined;
@@ -43,6 +39,16 @@ let cached: OpenApiDoc | undefined;
 export function loadOpenApi(): OpenApiDoc {
   cached ??= parse(readFileSync(openApiPath(), 'utf8')) as OpenApiDoc;
   return cached;
+}
+
+/**
+ * The one length limit of every name and key the API takes (image names, snapshot keys, ingest
+ * refs, lease and container ids, label keys...): `components.schemas.Name.maxLength`.
+ */
+export function nameMaxLength(doc: OpenApiDoc = loadOpenApi()): number {
+  const max = doc.components.schemas.Name?.maxLength;
+  if (typeof max !== 'number') throw new Error('openapi.yaml: components.schemas.Name has no maxLength');
+  return max;
 }
 
 /** `/v1/content/{digest}` → `/v1/content/:digest` */
@@ -101,4 +107,14 @@ function rewriteRefs(value: unknown): unknown {
     );
   }
   return value;
+}
+
+/** The document as served: openapi.yaml with `servers` naming the URL the server was reached at. */
+export function servedDocument(serverUrl: string, doc: OpenApiDoc = loadOpenApi()): Record<string, unknown> {
+  return { ...doc, servers: [{ url: serverUrl, description: 'this berth server' }] };
+}
+
+/** `http://host:port` as the request reached the server (its Host header; the listener's own URL otherwise). */
+export function requestOrigin(req: { protocol: string; host?: string }, fallback: string): string {
+  return req.host ? `${req.protocol}://${req.host}` : fallback;
 }

@@ -11,15 +11,19 @@ import { imageRoutes } from '../routes/images.js';
 import { ingestRoutes } from '../routes/ingests.js';
 import { leaseRoutes } from '../routes/leases.js';
 import { namespaceRoutes } from '../routes/namespaces.js';
+import { openApiRoutes } from '../routes/openapi.js';
 import { pluginRoutes } from '../routes/plugins.js';
 import { pullRoutes } from '../routes/pulls.js';
 import { registryRoutes } from '../routes/registry.js';
 import { snapshotRoutes } from '../routes/snapshots.js';
 import { containerRoutes } from '../routes/containers.js';
+import { versionRoutes } from '../routes/version.js';
 import { parseAddress, type Config } from './config.js';
+import { nameMaxLength } from './openapi.js';
 import type { EventBus } from './events/bus.js';
 import type { EtcdFleet } from './fleet/fleet.js';
-import { frameworkErrorReply, registerErrorReplies } from './http/errors.js';
+import { registerDocs } from './http/docs.js';
+import { clientErrorReply, frameworkErrorReply, registerErrorReplies } from './http/errors.js';
 import { registerResource } from './http/resources.js';
 import { registerTracing } from './http/tracing.js';
 import { registerValidation } from './http/validation.js';
@@ -39,8 +43,8 @@ import type { NamespaceService } from './services/namespaces.js';
 import type { SnapshotService } from './services/snapshots.js';
 
 export interface ServerOptions {
-  /** A pino-style logger setting for fastify; false for none. */
-  logger?: boolean | { level: string };
+  /** A pino-style logger setting for fastify; false for none. `stream` receives the JSON lines (tests). */
+  logger?: boolean | { level: string; stream?: { write(line: string): void } };
   /** Replaces the built-in plugin list (tests). */
   plugins?: Registration[];
 }
@@ -69,9 +73,11 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       forceCloseConnections: true,
       // Bodies of uploads stream to disk; this limits only the JSON bodies fastify parses.
       bodyLimit: 1 << 20,
-      // Refs and digests travel URL-encoded in one segment and can be long.
-      routerOptions: { maxParamLength: 8192 },
+      // Names travel URL-encoded in one segment: up to openapi.yaml's limit of characters, each
+      // up to 4 UTF-8 bytes of 3 characters (`%XX`) each. The schemas then hold the limit.
+      routerOptions: { maxParamLength: nameMaxLength() * 12 },
       frameworkErrors: frameworkErrorReply,
+      clientErrorHandler: clientErrorReply,
     });
     const log: PluginLogger = app.log;
     plugins = await PluginSet.init(opts.plugins ?? pluginsFor(config), {
@@ -82,6 +88,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       logger: log,
     });
     await registerApi(app, plugins);
+    await registerDocs(app);
     let url: string;
     if (address.kind === 'unix') {
       await removeStaleSocket(address.path);
@@ -118,6 +125,8 @@ export async function registerApi(app: FastifyInstance, plugins: PluginSet): Pro
   registerErrorReplies(app);
 
   await app.register(healthRoutes);
+  await app.register(versionRoutes);
+  await app.register(openApiRoutes);
   await app.register(pluginRoutes, { plugins });
   const content = () => ({ content: plugins.get<ContentService>(serviceType, 'content') });
   await registerResource(app, 'content', contentRoutes, content);

@@ -181,12 +181,20 @@ describe('matching semantics', () => {
     assert.deepEqual(select(['name~=^.$'], entries), [0, 1]);
   });
 
-  test('an invalid regex is not a parse error; it never matches', () => {
-    const filter = parseFilters(['other~=[abc']);
-    assert.deepEqual(select(['other~=[abc']), []);
-    assert.deepEqual(select(['other~=(']), []);
-    // Not even through `!=`-style negation tricks: the selector is simply false.
-    assert.equal(filter(() => ({ value: '[abc', present: true })), false);
+  test('an invalid regex is refused, naming the filter (containerd matches nothing instead)', () => {
+    for (const [input, reason] of [
+      ['other~=[abc', 'Unterminated character class'],
+      ['name==foo,other~=(', 'Unterminated group'],
+    ]) {
+      assert.throws(
+        () => parseFilters(['name==foo', input]),
+        (err: BerthError) => {
+          assert.equal(err.code, 'invalid_argument');
+          assert.match(err.message, new RegExp(`^filters: parse error: \\[${input.replace(/[[(]/g, '\\$&')}\\]: invalid regular expression .*: ${reason}$`));
+          return true;
+        },
+      );
+    }
   });
 
   test('each regex is compiled once, when the filter is parsed', () => {

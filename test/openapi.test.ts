@@ -653,6 +653,27 @@ const rows: Row[] = [
   // ---- service ----
   { name: 'health: up', op: 'health', status: 200, check: (r) => assert.equal(r.json.status, 'ok') },
   {
+    name: 'version: the package version and the commit it was built from',
+    op: 'getVersion',
+    status: 200,
+    check: (r) => {
+      assert.equal(r.json.version, JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version);
+      assert.match(r.json.commit, /^([0-9a-f]{40}|unknown)$/);
+    },
+  },
+  {
+    name: 'openapi.json: this document, with the URL the server was reached at in servers',
+    op: 'getOpenApiJson',
+    status: 200,
+    check: (r) => assert.deepEqual(r.json, { ...doc, servers: [{ url: server.url, description: 'this berth server' }] }),
+  },
+  {
+    name: 'openapi.yaml: the same, as YAML',
+    op: 'getOpenApiYaml',
+    status: 200,
+    check: (r) => assert.deepEqual(parseYaml(r.body.toString('utf8')), { ...doc, servers: [{ url: server.url, description: 'this berth server' }] }),
+  },
+  {
     name: 'plugins: the content plugin is ok',
     op: 'listPlugins',
     status: 200,

@@ -2,7 +2,9 @@
 import { Command, Option } from 'commander';
 import { ApiError, BerthClient } from '../client/http.js';
 import { defaultAddress } from '../config.js';
+import { buildInfo } from '../version.js';
 import { registerContainers, separateRunArgs } from './containers.js';
+import { registerConfig } from './config.js';
 import { registerContent } from './content.js';
 import { registerEvents } from './events.js';
 import { registerFleet } from './fleet.js';
@@ -26,6 +28,7 @@ export async function main(argv: string[]): Promise<void> {
         .default('default'),
     )
     .option('--lease <id>', 'make what the command writes (content, images with gc.expire) a resource of this lease')
+    .version(`berth ${buildInfo().version} (commit ${buildInfo().commit})`, '-V, --version', 'print the version and the commit it was built from')
     .showHelpAfterError()
     .configureOutput({ outputError: (str, write) => write(str) });
 
@@ -36,6 +39,7 @@ export async function main(argv: string[]): Promise<void> {
   };
 
   registerServe(program);
+  registerConfig(program);
   registerPlugins(program, getClient);
   registerContent(program, getClient);
   registerNamespaces(program, getClient);

@@ -8,7 +8,7 @@ export function registerServe(program: Command): void {
     .description('run the berth server (content store and HTTP API)')
     .option('--root <dir>', 'persistent data folder (default /var/lib/berth as root, else ~/.local/share/berth)')
     .option('--state <dir>', 'runtime state folder (default /run/berth as root)')
-    .option('--config <file>', 'TOML configuration file')
+    .option('--config <file>', 'TOML configuration file (every key and its default: berth config default; check one: berth config check FILE)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace')
     .option('--registry-address <host:port>', "serve the store as an OCI registry (pull API only) on this address; see `berth registry`")
     .addHelpText(
@@ -39,7 +39,8 @@ export function registerServe(program: Command): void {
       // Loaded here, not at the top: the client commands need none of the server (~0.5 s to load).
       const { startServer } = await import('../server.js');
       const server = await startServer(config);
-      server.app.log.info({ root: config.root, url: server.url }, 'berth serving');
+      const { buildInfo } = await import('../version.js');
+      server.app.log.info({ root: config.root, url: server.url, ...buildInfo() }, 'berth serving');
       const stop = async (signal: string) => {
         server.app.log.info({ signal }, 'shutting down');
         await server.close();

@@ -19,7 +19,8 @@ export function registerValidation(app: FastifyInstance): void {
 function requestValidators(): (req: { schema: object; httpPart?: string }) => ReturnType<Ajv['compile']> {
   const addFormats = addFormatsModule.default;
   const make = (coerceTypes: boolean | 'array') => {
-    const ajv = new Ajv({ coerceTypes, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
+    // verbose: errors carry the refused value, which the error reply names (cut short).
+    const ajv = new Ajv({ coerceTypes, useDefaults: true, removeAdditional: false, allErrors: false, strict: false, verbose: true });
     addFormats(ajv);
     ajv.addFormat('binary', true);
     for (const schema of componentSchemas()) ajv.addSchema(schema);

@@ -14,7 +14,7 @@ import { nsKey, type BlobRecord, type IngestRecord, type MetadataDB } from './db
 import { type Tx } from '../level/tx.js';
 import { attachToLease, detachFromLease } from './leases.js';
 import { ensureNamespace } from './namespaces.js';
-import { validateLabels } from './validate.js';
+import { validateLabels, validateNameLength } from './validate.js';
 
 export type SharingPolicy = 'shared' | 'isolated';
 export const shareableLabel = 'containerd.io/namespace.shareable';
@@ -232,6 +232,7 @@ export class MetadataContentStore {
   async writer(ctx: OpContext, opts: WriterOptions): Promise<Writer> {
     const ns = checkNamespace(ctx);
     validateRef(opts.ref);
+    validateNameLength(opts.ref, 'ref'); // the API's one limit, on the caller's ref, not the backend's longer one
     const { record, exists, adopt } = await this.db.update(async (tx) => {
       if (opts.digest && (await tx.get(this.db.blobs, nsKey(ns, opts.digest)))) {
         await attachToLease(this.db, tx, ctx, { type: 'content', id: opts.digest });

@@ -11,7 +11,7 @@ import { type Tx } from '../level/tx.js';
 import { type Descriptor } from '../oci/descriptor.js';
 import { attachToLease, detachFromLease, expireLabel } from './leases.js';
 import { ensureNamespace } from './namespaces.js';
-import { validateImageName, validateLabels } from './validate.js';
+import { validateExpiry, validateImageName, validateLabels } from './validate.js';
 
 export interface Image {
   name: string;
@@ -40,6 +40,7 @@ function imageOf(name: string, r: ImageRecord): Image {
 function validateImage(image: ImageInput): void {
   validateImageName(image.name);
   validateLabels(image.labels, `image "${image.name}"`);
+  validateExpiry(image.labels, `image "${image.name}"`);
   const t = image.target as Partial<Descriptor> | undefined;
   if (!t) throw invalidArgument(`image "${image.name}": target must be set`);
   try {

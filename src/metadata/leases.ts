@@ -11,7 +11,7 @@ import { checkNamespace, type OpContext } from './context.js';
 import { nsKey, type LeaseRecord, type LeaseResources, type MetadataDB } from './db.js';
 import { type Tx } from '../level/tx.js';
 import { ensureNamespace } from './namespaces.js';
-import { validateIdentifier } from './validate.js';
+import { validateExpiry, validateIdentifier } from './validate.js';
 
 export const expireLabel = 'containerd.io/gc.expire';
 export const flatLabel = 'containerd.io/gc.flat';
@@ -50,6 +50,11 @@ export function isExpired(labels: Labels, now = new Date()): boolean {
   return at !== undefined && now > at;
 }
 
+/** A snapshotter's name in a resource type: one path segment, not `.` or `..`, no control characters. */
+const isSegment = (s: string): boolean =>
+  // eslint-disable-next-line no-control-regex
+  s !== '' && s !== '.' && s !== '..' && !/[\u0000-\u001f\u007f]/.test(s);
+
 /** Where a resource lives in a lease record; refuses unknown or malformed types as containerd. */
 function resourceList(resources: LeaseResources, r: Resource, lease: string): string[] {
   const parts = r.type.split('/');
@@ -68,11 +73,19 @@ function resourceList(resources: LeaseResources, r: Resource, lease: string): st
       return resources[parts[0]];
     }
     case 'snapshots':
-      if (parts.length !== 2 || !parts[1]) {
+      if (parts.length !== 2 || !isSegment(parts[1])) {
         throw invalidArgument(`lease "${lease}": invalid snapshot resource type ${JSON.stringify(r.type)}`);
       }
-      return (resources.snapshots[parts[1]] ??= []);
+      // Own keys only: a snapshotter called `constructor` or `__proto__` is a name like any other.
+      if (!Object.hasOwn(resources.snapshots, parts[1])) {
+        Object.defineProperty(resources.snapshots, parts[1], { value: [], enumerable: true, writable: true, configurable: true });
+      }
+      return resources.snapshots[parts[1]];
     default:
+      // A type berth may learn one day is "not yet"; anything else is the caller's mistake.
+      if (!/^[a-z][a-z0-9_-]*$/.test(parts[0]) || parts.length > 2 || (parts.length === 2 && !isSegment(parts[1]))) {
+        throw invalidArgument(`lease "${lease}": invalid resource type ${JSON.stringify(r.type)}`);
+      }
       throw new BerthError('not_implemented', `lease "${lease}": resource type ${r.type} not supported yet`);
   }
 }
@@ -115,6 +128,7 @@ export class LeaseManager {
     const id = opts.id ?? `${Date.now()}-${randomBytes(4).toString('hex')}`;
     validateIdentifier(id, `lease ${JSON.stringify(id)}`);
     const labels = withoutEmpty({ ...opts.labels });
+    validateExpiry(labels, `lease ${JSON.stringify(id)}`);
     if (opts.expiresIn !== undefined) {
       if (!Number.isFinite(opts.expiresIn) || opts.expiresIn < 0) {
         throw invalidArgument(`lease "${id}": expiresIn must be a non-negative number of milliseconds`);

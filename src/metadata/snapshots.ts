@@ -5,7 +5,7 @@
 //
 // Unlike containerd, `remove` also removes the backend snapshot at once (the record was its only
 // user: backend keys are per namespace); the GC's backend cleanup catches what a crash left.
-import { alreadyExists, BerthError, failedPrecondition, invalidArgument, isNotFound, notFound } from '../../store/errors.js';
+import { alreadyExists, BerthError, errorCode, failedPrecondition, invalidArgument, isNotFound, notFound } from '../../store/errors.js';
 import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
 import { applyLabelPaths, type Labels, withoutEmpty } from '../oci/labels.js';
 import { formatTimestamp, parseTimestamp } from '../oci/time.js';
@@ -15,7 +15,7 @@ import { nsKey, splitNsKey, type MetadataDB, type SnapshotRecord } from './db.js
 import { type Tx } from '../level/tx.js';
 import { attachToLease, detachFromLease } from './leases.js';
 import { ensureNamespace } from './namespaces.js';
-import { validateLabels } from './validate.js';
+import { validateLabels, validateNameLength } from './validate.js';
 
 /** The label naming the chainID an unpack is preparing (containerd's remote-snapshot protocol). */
 export const snapshotRefLabel = 'containerd.io/snapshot.ref';
@@ -90,7 +90,7 @@ export class SnapshotStore {
 
   async stat(ctx: OpContext, sn: string, key: string): Promise<SnapshotInfo> {
     const r = this.existing(ctx, sn, key);
-    return this.info(sn, key, r, await this.backend(sn).stat(r.name));
+    return this.info(sn, key, r, await userKeys(this.backend(sn).stat(r.name), [r.name, key]));
   }
 
   private info(sn: string, key: string, r: SnapshotRecord, b: SnapshotInfo): SnapshotInfo {
@@ -105,11 +105,13 @@ export class SnapshotStore {
   }
 
   async usage(ctx: OpContext, sn: string, key: string): Promise<Usage> {
-    return this.backend(sn).usage(this.existing(ctx, sn, key).name);
+    const { name } = this.existing(ctx, sn, key);
+    return userKeys(this.backend(sn).usage(name), [name, key]);
   }
 
   async mounts(ctx: OpContext, sn: string, key: string): Promise<Mount[]> {
-    return this.backend(sn).mounts(this.existing(ctx, sn, key).name);
+    const { name } = this.existing(ctx, sn, key);
+    return userKeys(this.backend(sn).mounts(name), [name, key]);
   }
 
   prepare(ctx: OpContext, sn: string, key: string, parent: string, opts: SnapshotOptions = {}): Promise<Mount[]> {
@@ -155,7 +157,11 @@ export class SnapshotStore {
     this.making.add(making);
     let mounts: Mount[];
     try {
-      mounts = how === 'prepare' ? await backend.prepare(bkey, bparent, backendOpts) : await backend.view(bkey, bparent, backendOpts);
+      mounts = await userKeys(
+        how === 'prepare' ? backend.prepare(bkey, bparent, backendOpts) : backend.view(bkey, bparent, backendOpts),
+        [bkey, key],
+        [bparent, parent],
+      );
     } catch (err) {
       this.making.delete(making);
       throw err;
@@ -248,7 +254,12 @@ export class SnapshotStore {
       await attachToLease(this.db, tx, ctx, resource);
       // The backend commits inside the transaction (as containerd's does inside its bolt
       // transaction): if it refuses (a view, say), the records stay as they were.
-      await backend.commit(bname, active.name, { labels: inheritedLabels(labels), ...(rebaseParent ? { parent: rebaseParent } : {}) });
+      await userKeys(
+        backend.commit(bname, active.name, { labels: inheritedLabels(labels), ...(rebaseParent ? { parent: rebaseParent } : {}) }),
+        [bname, name],
+        [active.name, key],
+        [rebaseParent ?? '', opts.parent ?? ''],
+      );
       return undefined;
     });
     if (refused) throw refused;
@@ -272,7 +283,7 @@ export class SnapshotStore {
       tx.dirty = true;
       return r.name;
     });
-    await backend.remove(bkey).catch((err) => {
+    await userKeys(backend.remove(bkey), [bkey, key]).catch((err) => {
       if (!isNotFound(err)) throw new BerthError('internal', `snapshot ${JSON.stringify(key)}: removed from the namespace, but its file system was not: ${(err as Error).message}`, { cause: err });
     });
   }
@@ -291,7 +302,7 @@ export class SnapshotStore {
       tx.put(this.db.snapshots, k, next);
       return next;
     });
-    const b = await backend.update({ name: r.name, labels: inheritedLabels(r.labels) ?? {} }, ['labels']);
+    const b = await userKeys(backend.update({ name: r.name, labels: inheritedLabels(r.labels) ?? {} }, ['labels']), [r.name, info.name]);
     return this.info(sn, info.name, r, b);
   }
 
@@ -309,7 +320,7 @@ export class SnapshotStore {
     for (const [key, r] of records) {
       let b: SnapshotInfo;
       try {
-        b = await backend.stat(r.name);
+        b = await userKeys(backend.stat(r.name), [r.name, key]);
       } catch (err) {
         if (isNotFound(err)) continue; // removed meanwhile
         throw err;
@@ -321,9 +332,34 @@ export class SnapshotStore {
   }
 }
 
-/** Keys are free text, but an empty key or one with NUL cannot be stored or named in a URL. */
+/**
+ * Keys are free text, but an empty key or one with NUL cannot be stored or named in a URL, and
+ * they share the one length limit of names.
+ */
 function checkKey(key: string): void {
   if (!key) throw invalidArgument('snapshot key must not be empty');
   // eslint-disable-next-line no-control-regex
   if (/\u0000/.test(key)) throw invalidArgument(`snapshot key ${JSON.stringify(key)} must not contain NUL`);
+  validateNameLength(key, 'snapshot key');
+}
+
+/**
+ * What a backend call answers, its errors worded with the caller's keys: a backend knows
+ * snapshots by backend keys (`<ns>/<seq>/<key>`), which mean nothing to the caller. Each pair is
+ * [backend key, the caller's key]; empty backend keys are skipped.
+ */
+async function userKeys<T>(call: Promise<T>, ...names: Array<[string, string]>): Promise<T> {
+  try {
+    return await call;
+  } catch (err) {
+    if (!(err instanceof Error)) throw err;
+    let message = err.message;
+    for (const [bkey, key] of names) {
+      if (!bkey) continue;
+      // As written and as JSON quotes it (a key with `"` or `\\` in it is escaped there).
+      message = message.split(bkey).join(key).split(JSON.stringify(bkey).slice(1, -1)).join(JSON.stringify(key).slice(1, -1));
+    }
+    if (message === err.message) throw err;
+    throw new BerthError(errorCode(err), message, { cause: err });
+  }
 }

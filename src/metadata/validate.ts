@@ -1,6 +1,10 @@
-// containerd's validation rules (pkg/identifiers, pkg/labels): the same limits, the same words.
+// containerd's validation rules (pkg/identifiers, pkg/labels): the same limits, the same words;
+// plus berth's own: one length limit for every name and key (openapi.yaml's `Name` schema) and
+// RFC 3339 times in `containerd.io/gc.expire`.
 import { invalidArgument } from '../../store/errors.js';
 import type { Labels } from '../oci/labels.js';
+import { parseTimestamp } from '../oci/time.js';
+import { nameMaxLength } from '../openapi.js';
 
 const identifierPattern = /^[A-Za-z0-9]+(?:[._-](?:[A-Za-z0-9]+))*$/;
 const identifierMaxLength = 76;
@@ -37,5 +41,33 @@ export function validateImageName(name: string): void {
   if (/[\u0000-\u001f\u007f]/.test(name)) {
     throw invalidArgument(`image name ${JSON.stringify(name)} must not contain control characters`);
   }
-  if (Buffer.byteLength(name) > 4096) throw invalidArgument(`image name ${JSON.stringify(name.slice(0, 64))}... is longer than 4096 bytes`);
+  validateNameLength(name, 'image name');
+}
+
+/**
+ * Names and keys (image names, snapshot keys, ingest refs, ...) are at most openapi.yaml's
+ * `Name.maxLength` characters, the limit the API's schemas enforce; this holds it for callers
+ * that do not come through the API. `what` names the kind of name.
+ */
+export function validateNameLength(name: string, what: string): void {
+  const max = nameMaxLength();
+  // Code points, as JSON Schema's maxLength counts them.
+  let n = 0;
+  for (const _ of name) if (++n > max) break;
+  if (n > max) throw invalidArgument(`${what} ${JSON.stringify(name.slice(0, 64))}… is longer than ${max} characters`);
+}
+
+/** The GC label that ends a lease's or an image's life. */
+const expireLabel = 'containerd.io/gc.expire';
+
+/**
+ * `containerd.io/gc.expire` must be an RFC 3339 time: containerd ignores a value it cannot parse
+ * (the lease then never expires); berth refuses it, naming the label.
+ */
+export function validateExpiry(labels: Labels | undefined, owner: string): void {
+  const value = labels?.[expireLabel];
+  if (value === undefined || value === '' || parseTimestamp(value) !== undefined) return;
+  throw invalidArgument(
+    `${owner}: label ${JSON.stringify(expireLabel)} must be an RFC 3339 time (e.g. "2030-01-02T15:04:05Z"), not ${JSON.stringify(value.slice(0, 200))}${value.length > 200 ? '…' : ''}`,
+  );
 }

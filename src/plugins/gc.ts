@@ -5,6 +5,7 @@ import { GcScheduler } from '../gc/scheduler.js';
 import { contentType } from './content.js';
 import { eventsType } from './events.js';
 import { metadataType, type Metadata } from './metadata.js';
+import { defaultsOf } from '../settings.js';
 import { numberOption } from './options.js';
 import type { Registration } from './registry.js';
 import type { LocalStore } from '../../store/index.js';
@@ -28,15 +29,16 @@ export const gcPlugin: Registration<Gc> = {
       logger: ctx.logger,
     });
     const c = ctx.config;
+    const d = defaultsOf(`${gcType}.scheduler`) as Record<string, number>;
     const scheduler = new GcScheduler(
       collector,
       db,
       {
-        pauseThreshold: numberOption(c, 'pause_threshold'),
-        deletionThreshold: numberOption(c, 'deletion_threshold'),
-        mutationThreshold: numberOption(c, 'mutation_threshold'),
-        scheduleDelayMs: numberOption(c, 'schedule_delay_ms'),
-        startupDelayMs: numberOption(c, 'startup_delay_ms'),
+        pauseThreshold: numberOption(c, 'pause_threshold') ?? d.pause_threshold,
+        deletionThreshold: numberOption(c, 'deletion_threshold') ?? d.deletion_threshold,
+        mutationThreshold: numberOption(c, 'mutation_threshold') ?? d.mutation_threshold,
+        scheduleDelayMs: numberOption(c, 'schedule_delay_ms') ?? d.schedule_delay_ms,
+        startupDelayMs: numberOption(c, 'startup_delay_ms') ?? d.startup_delay_ms,
       },
       ctx.logger,
     );

@@ -12,6 +12,7 @@ import { NamespaceStore } from '../metadata/namespaces.js';
 import { SnapshotStore } from '../metadata/snapshots.js';
 import type { Snapshotter } from '../snapshots/types.js';
 import { contentType } from './content.js';
+import { defaultsOf } from '../settings.js';
 import { numberOption } from './options.js';
 import type { Registration } from './registry.js';
 import { snapshotterType } from './snapshots.js';
@@ -33,7 +34,9 @@ export const metadataPlugin: Registration<Metadata> = {
   requires: [contentType, snapshotterType],
   async init(ctx) {
     const backend = ctx.get<LocalStore>(contentType);
-    const policy = ctx.config.content_sharing_policy ?? 'shared';
+    const defaults = defaultsOf(`${metadataType}.level`);
+    const policy = ctx.config.content_sharing_policy ?? defaults.content_sharing_policy;
+    const unleasedExpiryMs = numberOption(ctx.config, 'unleased_expiry_ms') ?? (defaults.unleased_expiry_ms as number);
     if (policy !== 'shared' && policy !== 'isolated') {
       throw new Error(`content_sharing_policy: unknown policy ${JSON.stringify(policy)} (shared or isolated)`);
     }
@@ -47,13 +50,13 @@ export const metadataPlugin: Registration<Metadata> = {
       db,
       content: new MetadataContentStore(db, backend, {
         policy: policy as SharingPolicy,
-        unleasedExpiryMs: numberOption(ctx.config, 'unleased_expiry_ms'),
+        unleasedExpiryMs,
       }),
       images: new ImageStore(db),
       leases: new LeaseManager(db),
       namespaces: new NamespaceStore(db),
       snapshots: new SnapshotStore(db, ctx.getAll<Snapshotter>(snapshotterType), {
-        unleasedExpiryMs: numberOption(ctx.config, 'unleased_expiry_ms'),
+        unleasedExpiryMs,
       }),
     };
   },

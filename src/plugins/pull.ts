@@ -16,6 +16,7 @@ import { UnpackService } from '../services/unpack.js';
 import { Unpacker } from '../unpack/unpacker.js';
 import { eventsType } from './events.js';
 import { metadataType, type Metadata } from './metadata.js';
+import { defaultsOf } from '../settings.js';
 import { numberOption } from './options.js';
 import type { Registration } from './registry.js';
 import { serviceType } from './services.js';
@@ -41,6 +42,7 @@ export const pullPlugin: Registration<Pulls> = {
   requires: [metadataType, eventsType, serviceType],
   async init(ctx) {
     const c = ctx.config;
+    const d = defaultsOf(`${serviceType}.pulls`);
     const hostsDir = c.hosts_dir;
     if (hostsDir !== undefined && typeof hostsDir !== 'string') throw new Error('hosts_dir must be a path');
     const dockerConfig = c.docker_config;
@@ -63,14 +65,14 @@ export const pullPlugin: Registration<Pulls> = {
     } catch (err) {
       ctx.logger.warn({ reason: (err as Error).message }, 'pulls: no snapshots service, so no unpacking');
     }
-    const unpackSync = c.unpack_sync ?? true;
+    const unpackSync = c.unpack_sync ?? d.unpack_sync;
     if (typeof unpackSync !== 'boolean') throw new Error('unpack_sync must be true or false');
     const unpacker = snapshots
-      ? new Unpacker(content, snapshots, { concurrency: numberOption(c, 'unpack_concurrency'), sync: unpackSync })
+      ? new Unpacker(content, snapshots, { concurrency: numberOption(c, 'unpack_concurrency') ?? (d.unpack_concurrency as number), sync: unpackSync })
       : undefined;
     const manager = new PullManager(content, images, leases, resolver, fetcher, ctx.get<EventBus>(eventsType), {
-      concurrency: numberOption(c, 'concurrency'),
-      keepFailedMs: numberOption(c, 'keep_failed_ms'),
+      concurrency: numberOption(c, 'concurrency') ?? (d.concurrency as number),
+      keepFailedMs: numberOption(c, 'keep_failed_ms') ?? (d.keep_failed_ms as number),
       unpacker,
     });
     if (hostsDir) ctx.exports.hosts_dir = hostsDir;

@@ -18,6 +18,7 @@ import { RegistryService } from '../registry/service.js';
 import { RegistryCounters, type RegistryStats } from '../registry/stats.js';
 import { metadataType, type Metadata } from './metadata.js';
 import type { Pulls } from './pull.js';
+import { defaultsOf, settingsOf } from '../settings.js';
 import { checkKeys } from './options.js';
 import { SkipPlugin, type Registration } from './registry.js';
 import { serviceType } from './services.js';
@@ -32,7 +33,9 @@ export interface Registry {
   token?: string;
 }
 
-const keys = new Set(['address', 'namespace', 'default_upstream', 'pull_through', 'auth_token_file']);
+const pluginKey = `${serviceType}.registry`;
+const keys = new Set(settingsOf(pluginKey).keys());
+const defaults = defaultsOf(pluginKey);
 
 export const registryListenerPlugin: Registration<Registry> = {
   type: serviceType,
@@ -43,18 +46,18 @@ export const registryListenerPlugin: Registration<Registry> = {
   async init(ctx) {
     const c = ctx.config;
     checkKeys(c, keys);
-    if (c.address === undefined || c.address === '') throw new SkipPlugin('no address configured (berth serve --registry-address HOST:PORT)');
+    if (c.address === undefined || c.address === '') throw new SkipPlugin('no address configured (berth serve --registry-address HOST:PORT)', true);
     if (typeof c.address !== 'string') throw new Error('address must be HOST:PORT');
     const address = parseAddress(c.address);
     if (address.kind !== 'tcp') throw new Error(`address ${c.address}: the registry listens on HOST:PORT`);
-    const namespace = c.namespace ?? 'default';
+    const namespace = c.namespace ?? defaults.namespace;
     if (typeof namespace !== 'string') throw new Error('namespace must be a string');
     validateIdentifier(namespace, `namespace ${JSON.stringify(namespace)}`);
     const defaultUpstream = c.default_upstream;
     if (defaultUpstream !== undefined && (typeof defaultUpstream !== 'string' || !upstreamOf(defaultUpstream, undefined))) {
       throw new Error('default_upstream must be a registry host, e.g. docker.io or registry.example:5000');
     }
-    const pullThrough = c.pull_through ?? true;
+    const pullThrough = c.pull_through ?? defaults.pull_through;
     if (typeof pullThrough !== 'boolean') throw new Error('pull_through must be true or false');
     let token: string | undefined;
     if (c.auth_token_file !== undefined) {

@@ -14,6 +14,7 @@ import { TaskService } from '../services/tasks.js';
 import { eventsType } from './events.js';
 import { metadataType, type Metadata } from './metadata.js';
 import type { Pulls } from './pull.js';
+import { defaultsOf } from '../settings.js';
 import { SkipPlugin, type Registration } from './registry.js';
 import { serviceType } from './services.js';
 
@@ -29,7 +30,7 @@ export const runtimePlugin: Registration<Runtime> = {
   id: 'runc',
   requires: [metadataType, eventsType, serviceType],
   async init(ctx) {
-    const binary = ctx.config.binary ?? 'runc';
+    const binary = ctx.config.binary ?? defaultsOf(`${runtimeType}.runc`).binary;
     if (typeof binary !== 'string') throw new Error('binary must be the path or name of runc');
     let version: string;
     try {

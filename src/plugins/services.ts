@@ -8,6 +8,7 @@ import { SnapshotService } from '../services/snapshots.js';
 import { eventsType } from './events.js';
 import { gcType, type Gc } from './gc.js';
 import { metadataType, type Metadata } from './metadata.js';
+import { defaultsOf } from '../settings.js';
 import { numberOption } from './options.js';
 import type { Registration } from './registry.js';
 
@@ -19,7 +20,7 @@ export const contentServicePlugin: Registration<ContentService> = {
   requires: [metadataType, eventsType],
   async init(ctx) {
     return new ContentService(ctx.get<Metadata>(metadataType).content, ctx.get<EventBus>(eventsType), {
-      idleWriterMs: numberOption(ctx.config, 'idle_writer_ms'),
+      idleWriterMs: numberOption(ctx.config, 'idle_writer_ms') ?? (defaultsOf(`${serviceType}.content`).idle_writer_ms as number),
     });
   },
   close: (service) => service.close(),

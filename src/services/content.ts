@@ -23,6 +23,8 @@ export interface IngestAppend {
   total?: number;
   /** Expected digest, when the client knows it. */
   expected?: string;
+  /** Bytes in this request's body, when the request says (Content-Length). */
+  length?: number;
 }
 
 export interface ContentServiceOptions {
@@ -134,24 +136,33 @@ export class ContentService {
     if (existing && at.total && existing.total && existing.total !== at.total) {
       throw new BerthError('failed_precondition', `ingest ${JSON.stringify(ref)} has total ${existing.total}, request says ${at.total}`);
     }
+    // The declared length (this request's, or the ingest's) is a limit: no byte goes past it.
+    // (A request at the wrong offset is told the right one first: 416, below.)
+    const total = at.total || existing?.total || 0;
+    if (total > 0 && at.length !== undefined && at.offset === (existing?.offset ?? 0) && at.offset + at.length > total) {
+      throw tooLong(ref, total, at.offset, at.length, existing?.offset ?? 0);
+    }
     return withSpan('content.append', { 'berth.ref': ref }, async () => {
       const writer = await this.takeWriter(ctx, ref, at);
       let keep = true;
+      const offset = writer.status().offset;
       try {
-        const offset = writer.status().offset;
         if (offset !== at.offset) throw offsetMismatch(ref, offset, at.offset);
-        await writeStream(writer, body);
+        await writeStream(writer, total > 0 ? upTo(body, total - offset) : body);
         // An acknowledged offset is on disk.
         await writer.sync();
         return writer.status();
       } catch (err) {
         keep = false;
-        throw err;
+        const overrun = overrunIn(err);
+        if (!overrun) throw err;
+        await writer.close();
+        throw tooLong(ref, total, offset, overrun.bytes, writer.status().offset, 'at least ');
       } finally {
         // A failed request (a client gone mid-upload) still leaves a resumable ingest: closing
         // records what arrived.
         if (keep) this.park(ctx, ref, writer);
-        else await writer.close();
+        else await writer.close(); // closing twice is a no-op
       }
     });
   }
@@ -164,6 +175,12 @@ export class ContentService {
     validateRef(ref);
     if (digest) parseDigest(digest);
     const status = await this.store.status(ctx, ref); // not_found rather than creating an ingest
+    if (status.total > 0 && status.offset > status.total) {
+      throw new BerthError(
+        'failed_precondition',
+        `ingest ${JSON.stringify(ref)} holds ${status.offset} bytes, more than its declared length ${status.total}: abort it and upload again`,
+      );
+    }
     // Reopened with its expected digest, an ingest of content the store has is adopted.
     const writer = await this.takeWriter(ctx, ref, { expected: status.expected });
     await writer.commit(size, digest ?? status.expected, { labels });
@@ -229,6 +246,42 @@ const beingWritten = (ref: string, cause: unknown): BerthError =>
   unavailable(`ingest ${JSON.stringify(ref)} is being written by another request`, cause);
 
 const parkKey = (ctx: OpContext, ref: string): string => `${ctx.namespace}\u0000${ref}`;
+
+/** A body of at least `bytes` bytes overran the room the ingest's declared length leaves. */
+class Overrun extends Error {
+  constructor(readonly bytes: number) {
+    super(`body overran by ${bytes} bytes`);
+  }
+}
+
+/** The Overrun behind `err` (whoever copied the body may have wrapped it). */
+function overrunIn(err: unknown): Overrun | undefined {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof Overrun) return e;
+  return undefined;
+}
+
+/**
+ * The body, refused (Overrun) from the chunk that would take the ingest past `room` more bytes:
+ * what came before that chunk is written, as when a client disconnects; nothing of it or after.
+ */
+async function* upTo(body: AsyncIterable<Uint8Array>, room: number): AsyncGenerator<Uint8Array> {
+  let seen = 0;
+  for await (const chunk of body) {
+    seen += chunk.length;
+    if (seen > room) throw new Overrun(seen);
+    yield chunk;
+  }
+}
+
+/** A body of `bytes` bytes at `from` ends past the declared length; the ingest holds `offset`. */
+function tooLong(ref: string, total: number, from: number, bytes: number, offset: number, atLeast = ''): BerthError {
+  return new BerthError(
+    'invalid_argument',
+    `ingest ${JSON.stringify(ref)}: a body of ${atLeast}${bytes} bytes at offset ${from} goes past the upload's declared length ` +
+      `(Upload-Length) of ${total} bytes; refused: the ingest keeps its ${offset} bytes`,
+    { details: { offset } },
+  );
+}
 
 function offsetMismatch(ref: string, offset: number, requested: number): BerthError {
   return new BerthError('range_not_satisfiable', `ingest ${JSON.stringify(ref)} is at offset ${offset}, not ${requested}`, {

@@ -2,6 +2,7 @@
 // e.g. `labels."containerd.io/gc.root"`, `name==foo,labels.env!=prod`, `digest~=^sha256:`.
 // Objects expose their fields through an Adaptor; a Filter asks it only for the paths it names.
 
+import { invalidArgument } from '../errors.js';
 import { parseSelectors, type Selector } from './parser.js';
 
 export interface FieldValue {
@@ -17,11 +18,12 @@ export type Filter = (adaptor: Adaptor) => boolean;
 /**
  * containerd's filters.ParseAll: no strings (or only empty ones) → match everything; each
  * string parsed separately and the results OR-ed; a parse error throws BerthError
- * invalid_argument whose message is containerd's text.
+ * invalid_argument whose message is containerd's text. Unlike containerd, a `~=` pattern that is
+ * not a valid regular expression is an error too (containerd logs it and matches nothing).
  */
 export function parseFilters(filters: readonly string[]): Filter {
   if (filters.length === 0) return () => true;
-  const alternatives = filters.map((filter) => allOf(parseSelectors(filter).map(compile)));
+  const alternatives = filters.map((filter) => allOf(parseSelectors(filter).map((s) => compile(s, filter))));
   return (adaptor) => alternatives.some((matches) => matches(adaptor));
 }
 
@@ -40,7 +42,7 @@ function allOf(filters: Filter[]): Filter {
   return (adaptor) => filters.every((matches) => matches(adaptor));
 }
 
-function compile({ fieldpath, operator, value }: Selector): Filter {
+function compile({ fieldpath, operator, value }: Selector, filter: string): Filter {
   // containerd's `!=` and `~=` see an absent field as "" (so `labels.x!=v` matches objects
   // without label x); normalising here keeps that true whatever an adaptor puts in `value`.
   const read = (adaptor: Adaptor): string => {
@@ -58,8 +60,8 @@ function compile({ fieldpath, operator, value }: Selector): Filter {
     case '!=':
       return (adaptor) => read(adaptor) !== value;
     case '~=': {
-      const re = compileRegExp(value);
-      return re === undefined ? () => false : (adaptor) => re.test(read(adaptor));
+      const re = compileRegExp(value, filter);
+      return (adaptor) => re.test(read(adaptor));
     }
   }
 }
@@ -67,14 +69,16 @@ function compile({ fieldpath, operator, value }: Selector): Filter {
 /**
  * Compiled once per filter, not per object. containerd uses Go RE2; the closest JS equivalent
  * is a `u`-flag RegExp, which matches by code point as RE2 matches by rune. Unanchored, like
- * Go's MatchString. A pattern JS rejects is not a parse error in containerd either: it simply
- * never matches (containerd logs it; berth has no logger at this layer).
+ * Go's MatchString. A pattern JS rejects never matches in containerd (which only logs it); berth
+ * refuses the filter instead, naming it, so that a typo is not read as "nothing matches".
  */
-function compileRegExp(pattern: string): RegExp | undefined {
+function compileRegExp(pattern: string, filter: string): RegExp {
   try {
     return new RegExp(pattern, 'u');
-  } catch {
-    return undefined;
+  } catch (err) {
+    // V8 says "Invalid regular expression: /(/u: Unterminated group": keep only the reason.
+    const reason = (err as Error).message.split(': ').pop();
+    throw invalidArgument(`filters: parse error: [${filter}]: invalid regular expression ${JSON.stringify(pattern)}: ${reason}`, err);
   }
 }
 
