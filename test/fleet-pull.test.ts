@@ -108,4 +108,22 @@ describe('pulls in a fleet', { timeout: 180_000 }, () => {
     assert.equal(reg.code, 0, reg.stderr);
     assert.match(reg.stdout, new RegExp(`^bytes served .*to ${stats.peerRequests} peer requests\\)$`, 'm'));
   });
+
+  test('the GC withdraws what it removes: once an image is collected, no peer is sent for its blobs', async () => {
+    const prefix = newPrefix();
+    const [holder, looker] = await Promise.all([startNode(prefix, 'collected'), startNode(prefix, 'looker')]);
+    const { img, ref } = await pushFresh(1, 1 * MiB);
+    const p = await pull(holder, ref);
+    const held = async () => {
+      const counts = await Promise.all(img.blobs.map(async (b) => (await api(looker, 'GET', `/v1/fleet/blobs/${b.digest}`)).json.holders.length));
+      return counts.reduce((n, c) => n + c, 0);
+    };
+    await waitUntil('the looker sees every blob held', async () => (await held()) === img.blobs.length);
+    assert.equal((await api(holder, 'DELETE', `/v1/images/${encodeURIComponent(p.image)}`)).status, 204);
+    // The delete schedules a collection; this one makes sure it has run.
+    const gc = await api(holder, 'POST', '/v1/gc');
+    assert.equal(gc.status, 200, JSON.stringify(gc.json));
+    await waitUntil('the looker sees none held', async () => (await held()) === 0);
+    for (const b of img.blobs) assert.equal((await api(holder, 'GET', `/v1/content/${b.digest}/info`)).status, 404);
+  });
 });
