@@ -23,6 +23,12 @@ export interface Config {
   /** `[proxy_plugins.<name>]`: components served by another process over a unix socket. */
   proxyPlugins: Record<string, ProxyPluginConfig>;
   logLevel: string;
+  /** `auth_token_file`: the management API's bearer token is this file's content (trimmed). */
+  authTokenFile?: string;
+  /** `insecure_listen`: a TCP address other than loopback is allowed without a token. */
+  insecureListen?: boolean;
+  /** `socket_group`: the group (name or gid) of a unix socket the API listens on. */
+  socketGroup?: string;
 }
 
 export interface ProxyPluginConfig {
@@ -34,6 +40,8 @@ export interface ProxyPluginConfig {
   snapshotter?: string;
   /** The namespace the remote keeps this server's snapshots in (default `berth-proxy`). */
   namespace?: string;
+  /** A file holding the remote server's API token (its `auth_token_file`). */
+  auth_token_file?: string;
 }
 
 export const defaultAddress = topDefault<string>('address');
@@ -83,7 +91,28 @@ export async function loadConfig(file: string | undefined, overrides: Partial<Co
     disabledPlugins: overrides.disabledPlugins ?? stringList(table.disabled_plugins, 'disabled_plugins', file) ?? [],
     proxyPlugins: overrides.proxyPlugins ?? proxyPlugins(table.proxy_plugins, file),
     logLevel: overrides.logLevel ?? str('log_level') ?? topDefault<string>('log_level'),
+    authTokenFile: overrides.authTokenFile ?? str('auth_token_file'),
+    insecureListen: overrides.insecureListen ?? (table.insecure_listen as boolean | undefined) ?? topDefault<boolean>('insecure_listen'),
+    socketGroup: overrides.socketGroup ?? str('socket_group'),
   };
+}
+
+/**
+ * A bearer token from a file (`auth_token_file`, the CLI's `--token-file`): its content without
+ * surrounding white space, which must be one word of printable ASCII (it travels in a header).
+ * `what` names the setting in the error.
+ */
+export async function readTokenFile(file: string, what: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw invalidArgument(`${what} ${file}: cannot read it: ${(err as Error).message}`, err);
+  }
+  const token = text.trim();
+  if (!token) throw invalidArgument(`${what} ${file} is empty`);
+  if (!/^[\x21-\x7e]+$/.test(token)) throw invalidArgument(`${what} ${file}: the token must be one word of printable ASCII characters`);
+  return token;
 }
 
 const isTable = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -152,7 +181,7 @@ function proxyPlugins(v: unknown, file: string | undefined): Record<string, Prox
     }
     if (raw.type !== 'snapshot') throw invalidArgument(`${where}: type must be "snapshot" (the only kind of proxy plugin)`);
     if (typeof raw.address !== 'string' || !raw.address) throw invalidArgument(`${where}: address (a unix socket path) is required`);
-    for (const k of ['snapshotter', 'namespace'] as const) {
+    for (const k of ['snapshotter', 'namespace', 'auth_token_file'] as const) {
       if (raw[k] !== undefined && typeof raw[k] !== 'string') throw invalidArgument(`${where}: ${k} must be a string`);
     }
     out[name] = raw as unknown as ProxyPluginConfig;

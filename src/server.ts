@@ -1,7 +1,7 @@
 // The berth server: takes the root, initialises the plugins, serves the HTTP API. What HTTP
 // adds around the routes (validation, error replies, tracing) lives in src/http/.
 import Fastify, { type FastifyInstance } from 'fastify';
-import { lstat, mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { contentRoutes } from '../routes/content.js';
 import { eventRoutes } from '../routes/events.js';
 import { fleetRoutes } from '../routes/fleet.js';
@@ -18,12 +18,14 @@ import { registryRoutes } from '../routes/registry.js';
 import { snapshotRoutes } from '../routes/snapshots.js';
 import { containerRoutes } from '../routes/containers.js';
 import { versionRoutes } from '../routes/version.js';
-import { parseAddress, type Config } from './config.js';
+import { parseAddress, readTokenFile, type Config } from './config.js';
 import { nameMaxLength } from './openapi.js';
 import type { EventBus } from './events/bus.js';
 import type { EtcdFleet } from './fleet/fleet.js';
+import { registerAuth } from './http/auth.js';
 import { registerDocs } from './http/docs.js';
 import { clientErrorReply, frameworkErrorReply, registerErrorReplies } from './http/errors.js';
+import { checkListenAddress, listenUnix } from './http/listen.js';
 import { registerResource } from './http/resources.js';
 import { registerTracing } from './http/tracing.js';
 import { registerValidation } from './http/validation.js';
@@ -57,14 +59,20 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Starts a server on `config.address`; fails (naming the holder) if the root is taken. */
+/**
+ * Starts a server on `config.address`; fails (naming the holder) if the root is taken, and
+ * (naming the settings) on an address that is not loopback without a token.
+ */
 export async function startServer(config: Config, opts: ServerOptions = {}): Promise<RunningServer> {
   const address = parseAddress(config.address);
+  const token = config.authTokenFile === undefined ? undefined : await readTokenFile(config.authTokenFile, 'auth_token_file');
+  const exposed = await checkListenAddress(address, config.address, { token: token !== undefined, insecure: config.insecureListen ?? false });
   await mkdir(config.root, { recursive: true, mode: 0o711 });
   await mkdir(config.state, { recursive: true, mode: 0o711 });
   const unlockRoot = await lockRoot(config.root, config.address);
   let plugins: PluginSet | undefined;
   let app: FastifyInstance | undefined;
+  let removeSocket = async () => {};
   try {
     app = Fastify({
       logger: opts.logger ?? { level: config.logLevel },
@@ -87,18 +95,22 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       required: config.requiredPlugins,
       logger: log,
     });
+    // Before the routes: the hook applies to every scope registered after it.
+    if (token !== undefined) registerAuth(app, token);
     await registerApi(app, plugins);
     await registerDocs(app);
     let url: string;
     if (address.kind === 'unix') {
-      await removeStaleSocket(address.path);
-      await app.listen({ path: address.path });
+      removeSocket = await listenUnix(app, address.path, config.socketGroup);
       url = `unix://${address.path}`;
     } else {
       await app.listen({ host: address.host, port: address.port });
       const bound = app.server.address();
       const port = typeof bound === 'object' && bound ? bound.port : address.port;
       url = `http://${address.host.includes(':') ? `[${address.host}]` : address.host}:${port}`;
+      if (exposed) {
+        app.log.warn({ address: config.address }, 'insecure_listen: the management API has no token and listens beyond loopback');
+      }
     }
     const running = { app, plugins, url };
     let closing: Promise<void> | undefined;
@@ -106,12 +118,14 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       ...running,
       close: () => (closing ??= (async () => {
         await app!.close();
+        await removeSocket();
         await plugins!.close();
         await unlockRoot();
       })()),
     };
   } catch (err) {
     await app?.close().catch(() => {});
+    await removeSocket().catch(() => {});
     await plugins?.close();
     await unlockRoot();
     throw err;
@@ -151,13 +165,4 @@ export async function registerApi(app: FastifyInstance, plugins: PluginSet): Pro
   await registerResource(app, 'events', eventRoutes, () => ({ events: plugins.get<EventBus>(eventsType) }));
   await registerResource(app, 'registry', registryRoutes, () => ({ registry: plugins.get<Registry>(serviceType, 'registry') }));
   await registerResource(app, 'fleet', fleetRoutes, () => ({ fleet: plugins.get<EtcdFleet>(serviceType, 'fleet') }));
-}
-
-/** A socket file left by a process that no longer holds the root. */
-async function removeStaleSocket(path: string): Promise<void> {
-  try {
-    if ((await lstat(path)).isSocket()) await rm(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
 }

@@ -3,6 +3,8 @@
 // unresolvable (no CDN can help). It loads GET /docs from a running berth server, finds the API's
 // operations rendered, and clicks "Try it out" and "Execute" on GET /v1/version, which answers
 // from the server. BERTH_UPDATE_SCREENSHOT=1 keeps the screenshot at docs/docs-page.png (README).
+// On a server with an API token the page opens, asks for the token, refuses a wrong one, and with
+// the right one renders the API authorized: "Try it out" sends the token.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -152,6 +154,35 @@ class Page {
   }
 }
 
+/** A new page (tab) of the browser, 1280×1500. */
+async function newPage(browser: Browser): Promise<Page> {
+  const { targetId } = await browser.send('Target.createTarget', { url: 'about:blank' });
+  const { sessionId } = await browser.send('Target.attachToTarget', { targetId, flatten: true });
+  const page = new Page(browser, sessionId as string);
+  await page.send('Page.enable');
+  await page.send('Emulation.setDeviceMetricsOverride', { width: 1280, height: 1500, deviceScaleFactor: 1, mobile: false });
+  return page;
+}
+
+/** Navigates to `url` and waits for the load event. */
+async function navigate(page: Page, url: string): Promise<void> {
+  const loaded = page.event('Page.loadEventFired');
+  const nav = await page.send('Page.navigate', { url });
+  assert.equal(nav.errorText, undefined, `navigating to ${url}: ${nav.errorText}`);
+  await loaded;
+}
+
+/** "Try it out" and "Execute" on the operation `op` (its element's selector): the live response's status. */
+async function tryItOut(page: Page, op: string): Promise<string> {
+  await page.click(`${op} .opblock-summary-control`);
+  await page.click(`${op} .try-out__btn`);
+  await page.click(`${op} button.execute`);
+  return page.waitFor<string>(
+    `document.querySelector('${op} .live-responses-table .response .response-col_status')?.textContent.trim()`,
+    'the live response',
+  );
+}
+
 const doc = parse(readFileSync(join(projectRoot, 'openapi.yaml'), 'utf8')) as Json;
 const documented = Object.entries(doc.paths as Json).flatMap(([path, item]) =>
   ['get', 'head', 'put', 'post', 'patch', 'delete'].filter((m) => item[m]).map((m) => ({ method: m.toUpperCase(), path, operationId: item[m].operationId as string })),
@@ -168,15 +199,8 @@ describe('GET /docs in headless chromium', { timeout: 180_000 }, () => {
     server = await startTestServer();
     profile = await mkdtemp(join(tmpdir(), 'berth-chromium-'));
     browser = Browser.launch(profile);
-    const { targetId } = await browser.send('Target.createTarget', { url: 'about:blank' });
-    const { sessionId } = await browser.send('Target.attachToTarget', { targetId, flatten: true });
-    page = new Page(browser, sessionId as string);
-    await page.send('Page.enable');
-    await page.send('Emulation.setDeviceMetricsOverride', { width: 1280, height: 1500, deviceScaleFactor: 1, mobile: false });
-    const loaded = page.event('Page.loadEventFired');
-    const nav = await page.send('Page.navigate', { url: `${server.url}/docs` });
-    assert.equal(nav.errorText, undefined, `navigating to /docs: ${nav.errorText}`);
-    await loaded;
+    page = await newPage(browser);
+    await navigate(page, `${server.url}/docs`);
   });
   after(async () => {
     await browser?.close();
@@ -209,14 +233,7 @@ describe('GET /docs in headless chromium', { timeout: 180_000 }, () => {
 
   test('"Try it out" then "Execute" on GET /v1/version shows the server\'s answer', async () => {
     const op = '#operations-default-getVersion';
-    await page.click(`${op} .opblock-summary-control`);
-    await page.click(`${op} .try-out__btn`);
-    await page.click(`${op} button.execute`);
-    const status = await page.waitFor<string>(
-      `document.querySelector('${op} .live-responses-table .response .response-col_status')?.textContent.trim()`,
-      'the live response',
-    );
-    assert.equal(status, '200');
+    assert.equal(await tryItOut(page, op), '200');
     const body = await page.evaluate<string>(`document.querySelector('${op} .live-responses-table .response-col_description pre')?.textContent`);
     const expected = (await (await fetch(`${server.url}/v1/version`)).json()) as Json;
     assert.deepEqual(JSON.parse(body), expected);
@@ -231,5 +248,62 @@ describe('GET /docs in headless chromium', { timeout: 180_000 }, () => {
     assert.deepEqual([...png.subarray(1, 4)], [...Buffer.from('PNG')]);
     assert.equal(png.readUInt32BE(16), 1280, 'screenshot width');
     if (process.env.BERTH_UPDATE_SCREENSHOT === '1') await writeFile(join(projectRoot, 'docs', 'docs-page.png'), png);
+  });
+});
+
+describe('GET /docs on a server with an API token, in headless chromium', { timeout: 180_000 }, () => {
+  const token = 'docs-page-token-5c1e';
+  let dir: string;
+  let server: TestServer;
+  let browser: Browser;
+  let page: Page;
+
+  before(async () => {
+    assert.ok(chromiumPath, 'chromium is not installed (Debian package chromium: bash test/install-deps.sh as root)');
+    dir = await mkdtemp(join(tmpdir(), 'berth-docs-auth-'));
+    await writeFile(join(dir, 'api.token'), `${token}\n`, { mode: 0o600 });
+    server = await startTestServer({ config: { authTokenFile: join(dir, 'api.token') } });
+    browser = Browser.launch(join(dir, 'profile'));
+    page = await newPage(browser);
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.destroy();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const open = () => navigate(page, `${server.url}/docs`);
+  /** Waits until every operation is rendered; their number. */
+  const rendered = () =>
+    page.waitFor<number>(`document.querySelectorAll('.opblock').length >= ${documented.length} && document.querySelectorAll('.opblock').length`, 'the operations');
+  const submit = async (value: string) => {
+    await page.evaluate(`document.querySelector('#berth-token').value = ${JSON.stringify(value)}`);
+    await page.click('#berth-token-submit');
+  };
+
+  test('the page opens and asks for the token; a wrong one is refused; the right one renders the API', async () => {
+    await open();
+    const asked = await page.waitFor<string>(`document.querySelector('#berth-token-message')?.textContent`, 'the token form');
+    assert.match(asked, /requires its API token/);
+    assert.equal(await page.evaluate<number>(`document.querySelectorAll('.opblock').length`), 0);
+    await submit('not-the-token');
+    await page.waitFor<boolean>(`document.querySelector('#berth-token-message')?.textContent.includes('refused')`, 'the refusal');
+    await submit(token);
+    assert.equal(await rendered(), documented.length);
+    // Swagger UI's Authorize holds the token (the document's bearerAuth scheme).
+    await page.waitFor<boolean>(`!!document.querySelector('.auth-wrapper .authorize.locked')`, 'Authorize locked (authorized)');
+  });
+
+  test('"Try it out" sends the token: GET /v1/version answers 200', async () => {
+    const op = '#operations-default-getVersion';
+    assert.equal(await tryItOut(page, op), '200');
+    const curl = await page.evaluate<string>(`document.querySelector('${op} .curl-command')?.textContent ?? ''`);
+    assert.match(curl, /Authorization: Bearer docs-page-token-5c1e/);
+  });
+
+  test('reloaded, the tab keeps the token: no question asked', async () => {
+    await open();
+    assert.equal(await rendered(), documented.length);
+    assert.equal(await page.evaluate<boolean>(`!!document.querySelector('#berth-token-form')`), false);
   });
 });

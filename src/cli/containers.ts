@@ -10,7 +10,7 @@ import { pullImage } from './pulls.js';
 import { age, formatLabels, printJson } from './table.js';
 
 /** Options of `berth` itself and of `berth run` that take a value. */
-const globalValued = new Set(['-a', '--address', '-n', '--namespace', '--lease']);
+const globalValued = new Set(['-a', '--address', '-n', '--namespace', '--lease', '--token-file']);
 const runValued = new Set(['--env', '--cwd', '--user', '--snapshotter', '--label']);
 
 /**

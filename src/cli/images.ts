@@ -219,7 +219,7 @@ export function registerImages(program: Command, client: () => BerthClient): voi
       // The view lives in a lease named after the folder, so unmount finds it and the GC keeps it meanwhile.
       const lease = mountLease(dir);
       await c.json('POST', '/v1/leases', { json: { id: lease, labels: { 'berth.io/mount': dir, 'berth.io/image': name } } satisfies LeaseCreate });
-      const leased = new BerthClient(c.address, { namespace: c.namespace, lease });
+      const leased = new BerthClient(c.address, { namespace: c.namespace, lease, token: c.token });
       try {
         const { mounts } = await leased.json<SnapshotMounts>('POST', `/v1/snapshotters/${seg(unpacked.snapshotter)}/snapshots/view`, {
           json: { key: dir, parent: unpacked.chainId } satisfies SnapshotCreate,

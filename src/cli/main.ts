@@ -1,7 +1,7 @@
 // The `berth` command line, in the spirit of containerd's `ctr`.
 import { Command, Option } from 'commander';
 import { ApiError, BerthClient } from '../client/http.js';
-import { defaultAddress } from '../config.js';
+import { defaultAddress, readTokenFile } from '../config.js';
 import { buildInfo } from '../version.js';
 import { registerContainers, separateRunArgs } from './containers.js';
 import { registerConfig } from './config.js';
@@ -28,14 +28,22 @@ export async function main(argv: string[]): Promise<void> {
         .default('default'),
     )
     .option('--lease <id>', 'make what the command writes (content, images with gc.expire) a resource of this lease')
+    .option('--token-file <file>', "the server's API token (its auth_token_file), sent as Authorization: Bearer (env BERTH_TOKEN: the token itself)")
     .version(`berth ${buildInfo().version} (commit ${buildInfo().commit})`, '-V, --version', 'print the version and the commit it was built from')
     .showHelpAfterError()
     .configureOutput({ outputError: (str, write) => write(str) });
 
   let client: BerthClient | undefined;
+  // --token-file wins over BERTH_TOKEN; read before any command runs (getClient is synchronous).
+  let token = process.env.BERTH_TOKEN?.trim() || undefined;
+  program.hook('preAction', async () => {
+    const file = program.opts<{ tokenFile?: string }>().tokenFile;
+    if (file) token = await readTokenFile(file, '--token-file');
+    else if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) throw new Error('BERTH_TOKEN: the token must be one word of printable ASCII characters');
+  });
   const getClient = () => {
     const opts = program.opts<{ address?: string; namespace?: string; lease?: string }>();
-    return (client ??= new BerthClient(opts.address || undefined, { namespace: opts.namespace, lease: opts.lease }));
+    return (client ??= new BerthClient(opts.address || undefined, { namespace: opts.namespace, lease: opts.lease, token }));
   };
 
   registerServe(program);
@@ -56,7 +64,8 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await program.parseAsync(separateRunArgs(argv));
   } catch (err) {
-    process.stderr.write(`berth: ${(err as Error).message}\n`);
+    const hint = err instanceof ApiError && err.status === 401 ? ` (the CLI sends the token in BERTH_TOKEN or from --token-file)` : '';
+    process.stderr.write(`berth: ${(err as Error).message}${hint}\n`);
     process.exitCode = err instanceof ApiError && err.status === 0 ? 2 : 1;
   } finally {
     await client?.close();

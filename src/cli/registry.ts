@@ -84,13 +84,14 @@ export function registerRegistry(program: Command, client: () => BerthClient): v
     .option('--dir <dir>', "containerd's hosts folder (e.g. /etc/containerd/certs.d): writes DIR/REGISTRY/hosts.toml; without it, prints")
     .option('--server <url>', "the upstream's URL, tried after berth (default https://REGISTRY, http:// on loopback; docker.io: https://registry-1.docker.io)")
     .option('--mirror <url>', "berth's registry listener as containerd reaches it (default http://ADDRESS from the server)")
-    .option('--token-file <file>', "the listener's auth_token_file: containerd then sends the token to berth (only to berth)")
-    .action(async (name: string, opts: { dir?: string; server?: string; mirror?: string; tokenFile?: string }) => {
+    // Not --token-file: that is berth's global option, the management API's token.
+    .option('--registry-token-file <file>', "the listener's auth_token_file: containerd then sends the token to berth (only to berth)")
+    .action(async (name: string, opts: { dir?: string; server?: string; mirror?: string; registryTokenFile?: string }) => {
       if (!/^[A-Za-z0-9.-]+(:\d+)?$|^\[[0-9a-fA-F:.]+\](:\d+)?$/.test(name)) {
         throw new Error(`registry ${JSON.stringify(name)}: expected a registry host such as docker.io or registry.example:5000`);
       }
       const mirror = opts.mirror ?? mirrorUrl((await client().json<RegistryStats>('GET', '/v1/registry/stats')).address);
-      const token = opts.tokenFile === undefined ? undefined : (await readFile(opts.tokenFile, 'utf8')).trim();
+      const token = opts.registryTokenFile === undefined ? undefined : (await readFile(opts.registryTokenFile, 'utf8')).trim();
       const text = hostsToml({ registry: name, mirror, server: opts.server ?? upstreamServer(name), token });
       if (!opts.dir) {
         process.stdout.write(text);

@@ -11,9 +11,14 @@ export function registerServe(program: Command): void {
     .option('--config <file>', 'TOML configuration file (every key and its default: berth config default; check one: berth config check FILE)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace')
     .option('--registry-address <host:port>', "serve the store as an OCI registry (pull API only) on this address; see `berth registry`")
+    .option('--auth-token-file <file>', 'require Authorization: Bearer <the token in FILE> on every request but GET /healthz (auth_token_file)')
+    .option('--insecure-listen', 'allow an address that is neither loopback nor a unix socket without a token (insecure_listen)')
     .addHelpText(
       'after',
       '\nListens on --address (HOST:PORT or unix:///path; default 127.0.0.1:7420, loopback only).\n' +
+        'Any other address than loopback or a unix socket needs a token (--auth-token-file): without one berth\n' +
+        'refuses to start, unless --insecure-listen says so deliberately. A unix socket is mode 0660, its group\n' +
+        'socket_group (configuration file) when set. Clients send the token with BERTH_TOKEN or --token-file.\n' +
         'With --registry-address, also serves the OCI distribution pull API there (and nothing else).',
     )
     .action(async (_opts: unknown, cmd: Command) => {
@@ -25,12 +30,16 @@ export function registerServe(program: Command): void {
         config?: string;
         logLevel?: string;
         registryAddress?: string;
+        authTokenFile?: string;
+        insecureListen?: boolean;
       }>();
       const config = await loadConfig(opts.config, {
         root: opts.root,
         state: opts.state,
         address: opts.address,
         logLevel: opts.logLevel,
+        authTokenFile: opts.authTokenFile,
+        insecureListen: opts.insecureListen,
       });
       if (opts.registryAddress) {
         const key = 'io.berth.service.v1.registry';

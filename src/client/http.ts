@@ -35,6 +35,8 @@ export interface ClientOptions {
   namespace?: string;
   /** Sent as `Berth-Lease` on every request: what the requests write belongs to that lease. */
   lease?: string;
+  /** The server's API token (its `auth_token_file`), sent as `Authorization: Bearer <token>`. */
+  token?: string;
 }
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -81,10 +83,12 @@ export class BerthClient {
   private readonly agent = new Agent({ keepAlive: true });
   readonly namespace: string | undefined;
   readonly lease: string | undefined;
+  readonly token: string | undefined;
 
   constructor(readonly address: string = process.env.BERTH_ADDRESS || defaultAddress, opts: ClientOptions = {}) {
     this.namespace = opts.namespace || undefined;
     this.lease = opts.lease || undefined;
+    this.token = opts.token || undefined;
     const parsed = parseAddress(address);
     this.target = parsed.kind === 'unix' ? { socketPath: parsed.path } : { host: parsed.host, port: parsed.port };
   }
@@ -98,6 +102,7 @@ export class BerthClient {
     const headers: Record<string, string> = {
       ...(this.namespace ? { 'berth-namespace': this.namespace } : {}),
       ...(this.lease ? { 'berth-lease': this.lease } : {}),
+      ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
       ...opts.headers,
     };
     let body: Readable | Buffer | string | undefined = opts.body;

@@ -2,7 +2,7 @@
 // reason, where overlayfs cannot be mounted), `native` (copies; works everywhere) — and the proxy
 // snapshotters the configuration names (`[proxy_plugins.<name>] type = "snapshot"`).
 import { mkdir } from 'node:fs/promises';
-import type { ProxyPluginConfig } from '../config.js';
+import { readTokenFile, type ProxyPluginConfig } from '../config.js';
 import { NativeSnapshotter } from '../snapshots/native.js';
 import { OverlaySnapshotter, overlaySupported } from '../snapshots/overlay.js';
 import { ProxySnapshotter } from '../snapshots/proxy.js';
@@ -44,7 +44,8 @@ export function proxySnapshotterPlugin(name: string, cfg: ProxyPluginConfig): Re
       const address = cfg.address.startsWith('unix://') ? cfg.address : `unix://${cfg.address}`;
       // berth's API client, loaded only when a proxy is configured.
       const { BerthClient } = await import('../client/http.js');
-      const client = new BerthClient(address, { namespace: cfg.namespace ?? 'berth-proxy' });
+      const token = cfg.auth_token_file === undefined ? undefined : await readTokenFile(cfg.auth_token_file, `proxy_plugins.${name}.auth_token_file`);
+      const client = new BerthClient(address, { namespace: cfg.namespace ?? 'berth-proxy', token });
       const sn = new ProxySnapshotter(client, cfg.snapshotter ?? name, address);
       try {
         await sn.walk(() => {}, ['name==berth-proxy-probe']);
