@@ -134,6 +134,7 @@ export function pullView(p: PullView): wire.Pull {
     bytesFromPeers: p.bytesFromPeers,
     startedAt: formatTimestamp(p.startedAt),
     ...(p.finishedAt ? { finishedAt: formatTimestamp(p.finishedAt) } : {}),
+    ...(p.resumedAt ? { resumedAt: formatTimestamp(p.resumedAt) } : {}),
     blobs: p.blobs.map((b) => ({ digest: b.digest, mediaType: b.mediaType, size: b.size, offset: b.offset, state: b.state, sources: b.sources })),
     unpacks: p.unpacks.map(unpackResultView),
   };

@@ -58,8 +58,29 @@ export const topSettings: Setting[] = [
   {
     key: 'address',
     kind: 'address',
-    doc: 'the management API: HOST:PORT or unix:///path (it has no token: keep it on loopback or a socket)',
+    doc: 'the management API: HOST:PORT or unix:///path; any address but loopback or a socket needs auth_token_file\n(or insecure_listen)',
     default: '127.0.0.1:7420',
+  },
+  {
+    key: 'auth_token_file',
+    kind: 'path',
+    doc: 'a file holding the management API\'s token: every request but GET /healthz must then send\nAuthorization: Bearer <token> (the CLI: BERTH_TOKEN or --token-file)',
+    computed: 'unset: no token; the address must then be loopback or a unix socket',
+    example: '/etc/berth/api.token',
+  },
+  {
+    key: 'insecure_listen',
+    kind: 'boolean',
+    doc: 'listen on an address that is neither loopback nor a unix socket without auth_token_file: anyone who\nreaches it may then delete images and run containers',
+    default: false,
+  },
+  {
+    key: 'socket_group',
+    kind: 'string',
+    doc: 'with a unix:// address: the group of the socket (mode 0660), a name or a numeric gid (containerd\'s [grpc] gid)',
+    computed: "the server process's group",
+    example: 'berth',
+    pattern: /^(?:[A-Za-z_][A-Za-z0-9_.-]*\$?|\d+)$/,
   },
   { key: 'log_level', kind: 'string', doc: 'the server log (JSON lines on stdout)', default: 'info', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
   {
@@ -80,6 +101,13 @@ export const proxyPluginSettings: Setting[] = [
   { key: 'address', kind: 'path', doc: "the serving process's unix socket (path or unix:///path)", example: '/run/other/berth.sock' },
   { key: 'snapshotter', kind: 'string', doc: 'its name on the other server', computed: "this table's name", example: 'overlayfs' },
   { key: 'namespace', kind: 'string', doc: "where the other server keeps this server's snapshots", default: 'berth-proxy' },
+  {
+    key: 'auth_token_file',
+    kind: 'path',
+    doc: "the other server's API token (its auth_token_file), sent to it as Authorization: Bearer",
+    computed: 'none sent',
+    example: '/etc/berth/other.token',
+  },
 ];
 
 const ms = { kind: 'integer', min: 0 } as const;
@@ -124,6 +152,20 @@ export const pluginSettings: PluginSettings[] = [
       },
       { key: 'concurrency', kind: 'integer', min: 1, doc: 'blobs fetched at once per pull', default: 4 },
       { key: 'keep_failed_ms', ...ms, doc: "a failed or cancelled pull's lease (its partial blobs, for resuming) is kept this long", default: 86400000 },
+      {
+        key: 'resume_interrupted',
+        kind: 'boolean',
+        doc: 'at start, resume (under the same id) the pulls that were running when the server stopped;\nfalse: they stay `interrupted` until cancelled or pruned',
+        default: true,
+      },
+      {
+        key: 'keep_ended_s',
+        kind: 'integer',
+        min: 1,
+        doc: 'ended pulls (done, failed, cancelled; and interrupted ones not resumed) are forgotten this long\nafter they stopped (seconds; what they fetched stays)',
+        default: 604800,
+      },
+      { key: 'keep_ended_max', kind: 'integer', min: 1, doc: 'at most this many ended pulls are kept (the newest)', default: 1000 },
       { key: 'unpack_concurrency', kind: 'integer', min: 1, doc: 'layers extracted at once (overlayfs extracts independent layers side by side)', default: 3 },
       { key: 'unpack_sync', kind: 'boolean', doc: "fsync each layer's files and folders before its snapshot is committed", default: true },
       {

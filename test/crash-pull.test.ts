@@ -320,9 +320,21 @@ describe('kill -9 during a pull', { timeout: 240_000 }, () => {
 
     const port = await freePort();
     const config = join(dir, 'berth.toml');
+    // The killed pull is not resumed by the restarted server (resume_interrupted = false): the new
+    // pull of each cycle is then the only one fetching, and the image deleted at the end of a
+    // cycle is not recorded again by a resumed pull still finishing (test/pull-durable.test.ts
+    // tests the resume).
     await writeFile(
       config,
-      [`root = ${JSON.stringify(join(dir, 'root'))}`, `state = ${JSON.stringify(join(dir, 'state'))}`, `address = "127.0.0.1:${port}"`, 'log_level = "warn"', ''].join('\n'),
+      [
+        `root = ${JSON.stringify(join(dir, 'root'))}`,
+        `state = ${JSON.stringify(join(dir, 'state'))}`,
+        `address = "127.0.0.1:${port}"`,
+        'log_level = "warn"',
+        '[plugins."io.berth.service.v1.pulls"]',
+        'resume_interrupted = false',
+        '',
+      ].join('\n'),
     );
     // The content plugin's folder under the server's root (plugins/registry.ts: root/<type>.<id>).
     const storeRoot = join(dir, 'root', 'io.berth.content.v1.content');

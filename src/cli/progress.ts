@@ -15,9 +15,12 @@ interface Blob {
   unpack?: string;
 }
 
-const finalStates = new Set(['done', 'failed', 'cancelled']);
+const finalStates = new Set(['done', 'failed', 'cancelled', 'interrupted']);
 
-/** True for the event that ends a pull (a blob's `done` has a digest; the pull's has none). */
+/**
+ * True for the event that ends a pull's stream (a blob's `done` has a digest; the pull's has
+ * none); `interrupted`: a restart stopped the pull and the server did not resume it.
+ */
 export function isFinal(e: PullEvent): boolean {
   return finalStates.has(e.type) && e.digest === undefined;
 }
@@ -64,6 +67,8 @@ export class PullProgress {
   private bytes = 0;
   private started: number;
   private drawn = 0;
+  /** The stream's first message has been seen (a second one comes after re-attaching). */
+  private viewed = false;
   private dirty = false;
   private lastDraw = 0;
   private timer?: NodeJS.Timeout;
@@ -80,17 +85,24 @@ export class PullProgress {
     }
   }
 
-  /** The pull as it was when the stream started (`event: pull`). */
+  /**
+   * The pull as it was when the stream started (`event: pull`) — again after re-attaching to it,
+   * when only what changed meanwhile is said.
+   */
   view(p: Pull): void {
+    const again = this.viewed;
+    this.viewed = true;
     this.ref = p.ref;
     this.state = p.state;
     this.bytes = p.bytesFetched;
     const started = Date.parse(p.startedAt);
     if (!Number.isNaN(started)) this.started = started;
-    if (!this.opts.tty) this.opts.out.write(`pulling ${p.ref} (pull ${p.id})\n`);
+    if (!this.opts.tty && !again) this.opts.out.write(`pulling ${p.ref} (pull ${p.id})\n`);
     for (const b of p.blobs) {
-      this.blobs.set(b.digest, { ...b });
-      if (!this.opts.tty && b.state !== 'waiting') this.line(b, this.describe(b));
+      const before = this.blobs.get(b.digest);
+      const blob: Blob = { ...b, ...(before?.unpack ? { unpack: before.unpack } : {}) };
+      this.blobs.set(b.digest, blob);
+      if (!this.opts.tty && b.state !== 'waiting' && (!again || before?.state !== b.state)) this.line(blob, this.describe(blob));
     }
     this.changed();
   }

@@ -1,6 +1,7 @@
 // `berth pull REF` (start a pull and follow its event stream to the end) and `berth pulls
 // ls|get|cancel` (pulls as resources).
 import type { Command } from 'commander';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiError, BerthClient, seg } from '../client/http.js';
 import type { Pull, PullEvent, PullList, PullRequest } from '../client/types.js';
 import { readSse } from './events.js';
@@ -41,26 +42,54 @@ export function summary(p: Pull): string {
   );
 }
 
-/** Follows a pull's event stream until its final event; the pull's final state. */
+/** How long `berth pull` tries to re-attach to its pull once the server has gone away. */
+export const reattachMs = 120_000;
+
+/**
+ * Follows a pull's event stream until its final event; the pull's final state. When the stream
+ * drops before that — the server stopped or restarted — it connects again with backoff for up
+ * to `reattachMs` and follows the same pull again (the server resumes it under its id after a
+ * restart), saying both on stderr.
+ */
 async function follow(c: BerthClient, id: string, progress: PullProgress | undefined, signal: AbortSignal): Promise<Pull> {
-  // The server sends a keep-alive every 15 s: a minute of silence means it is gone.
-  const res = await c.send('GET', `/v1/pulls/${seg(id)}/events`, { bodyTimeout: 60_000, signal });
-  let ended = false;
-  let why = 'the server ended it before the pull ended';
-  try {
-    await readSse(res.body, (event, data) => {
-      if (ended) return;
-      if (event === 'pull') return progress?.view(JSON.parse(data) as Pull);
-      const e = JSON.parse(data) as PullEvent;
-      progress?.event(e);
-      if (isFinal(e)) ended = true;
-    });
-  } catch (err) {
-    if (signal.aborted) throw err;
-    why = (err as Error).message;
+  let lostAt: number | undefined;
+  let delay = 250;
+  for (;;) {
+    let ended = false;
+    let why = 'the server ended it before the pull ended';
+    try {
+      // The server sends a keep-alive every 15 s: a minute of silence means it is gone.
+      const res = await c.send('GET', `/v1/pulls/${seg(id)}/events`, { bodyTimeout: 60_000, signal });
+      if (lostAt !== undefined) {
+        process.stderr.write(`berth: re-attached to pull ${id} on ${c.address}\n`);
+        lostAt = undefined;
+        delay = 250;
+      }
+      await readSse(res.body, (event, data) => {
+        if (ended) return;
+        if (event === 'pull') return progress?.view(JSON.parse(data) as Pull);
+        const e = JSON.parse(data) as PullEvent;
+        progress?.event(e);
+        if (isFinal(e)) ended = true;
+      });
+    } catch (err) {
+      if (signal.aborted) throw err;
+      // The server answered, and not with the stream (it does not know the pull, say): nothing to follow.
+      if (err instanceof ApiError && err.status !== 0) {
+        throw lostAt === undefined ? err : new ApiError(err.status, err.code, `re-attaching to pull ${id} on ${c.address}: ${err.message}`);
+      }
+      why = (err as Error).message;
+    }
+    if (ended) return c.json<Pull>('GET', `/v1/pulls/${seg(id)}`);
+    if (lostAt === undefined) {
+      lostAt = Date.now();
+      process.stderr.write(`berth: lost the event stream of pull ${id} (${why}); re-attaching to ${c.address}\n`);
+    } else if (Date.now() - lostAt > reattachMs) {
+      throw new ApiError(0, 'unavailable', `lost the event stream of pull ${id} from ${c.address}: ${why}; no server to re-attach to for ${reattachMs / 1000} s`);
+    }
+    await sleep(delay, undefined, { signal });
+    delay = Math.min(delay * 2, 2000);
   }
-  if (!ended) throw new ApiError(0, 'unavailable', `lost the event stream of pull ${id} from ${c.address}: ${why}`);
-  return c.json<Pull>('GET', `/v1/pulls/${seg(id)}`);
 }
 
 export interface PullOptions {
@@ -140,14 +169,17 @@ export function registerPulls(program: Command, client: () => BerthClient): void
       '\nLayers are unpacked into snapshots while they download (--no-unpack: fetch only).' +
         '\nOn a terminal, one line per blob is redrawn as it downloads; otherwise a line is printed each time a' +
         '\nblob changes state. Interrupting (Ctrl-C) cancels the pull: what was fetched is kept, and pulling' +
-        '\nagain resumes it.',
+        '\nagain resumes it. If the server stops or restarts meanwhile, berth pull reconnects (for up to' +
+        `\n${reattachMs / 1000} s) and follows the same pull again, which the server resumes by itself at start.`,
     )
     .action(async (ref: string, opts: PullOptions) => {
       const final = await pullImage(client(), ref, opts);
       if (final && !opts.json) process.stdout.write(`${final.image}: ${summary(final)}\n`);
     });
 
-  const pulls = program.command('pulls').description('pulls in the namespace (running, and ended since the server started)');
+  const pulls = program
+    .command('pulls')
+    .description('pulls in the namespace: running, interrupted by a restart, and ended (kept 7 days by default, across restarts)');
 
   listVerb(pulls.command('ls').alias('list').description('list pulls'), {
     fetch: (filter) => client().json<PullList>('GET', '/v1/pulls', { query: { filter } }),
@@ -180,7 +212,8 @@ export function registerPulls(program: Command, client: () => BerthClient): void
         ...(p.image ? [['image', p.image] as [string, string]] : []),
         ['lease', p.lease],
         ['started', p.startedAt],
-        ...(p.finishedAt ? [['finished', p.finishedAt] as [string, string]] : []),
+        ...(p.resumedAt ? [['resumed', `${p.resumedAt} (after a restart of the server)`] as [string, string]] : []),
+        ...(p.finishedAt ? [[p.state === 'interrupted' ? 'stopped' : 'finished', p.finishedAt] as [string, string]] : []),
         ['fetched', `${humanSize(p.bytesFetched)} in ${rate(p.bytesFetched, durationMs(p))}`],
         ...(p.bytesFromPeers > 0
           ? [['sources', `${humanSize(p.bytesFromUpstream)} upstream, ${humanSize(p.bytesFromPeers)} from peers`] as [string, string]]
@@ -198,7 +231,7 @@ export function registerPulls(program: Command, client: () => BerthClient): void
 
   pulls
     .command('cancel <id...>')
-    .description('cancel running pulls (what they fetched is kept: pulling again resumes it)')
+    .description('cancel running or interrupted pulls (what they fetched is kept: pulling again resumes it)')
     .action(async (ids: string[]) => {
       for (const id of ids) {
         const p = await client().json<Pull>('DELETE', `/v1/pulls/${seg(id)}`);

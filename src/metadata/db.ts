@@ -89,6 +89,42 @@ export interface LeaseRecord {
   resources: LeaseResources;
 }
 
+export type PullRecordState = 'running' | 'interrupted' | 'done' | 'failed' | 'cancelled';
+
+/** One blob of a pull as the pull last recorded it (offsets at a bounded rate, not per chunk). */
+export interface PullBlobRecord {
+  digest: string;
+  mediaType: string;
+  size: number;
+  offset: number;
+  state: 'waiting' | 'downloading' | 'done' | 'exists' | 'failed';
+  /** Bytes by where they came from (`upstream`, `peer <node>`). */
+  sources: Record<string, number>;
+}
+
+/**
+ * A pull (berth's own: containerd keeps no pulls), kept so that it answers after a restart and a
+ * running one can be resumed under its id. Not a GC root: its lease does the keeping.
+ */
+export interface PullRecord {
+  /** The request as the manager took it (`ref` as given). */
+  request: { ref: string; platform?: string; allPlatforms?: boolean; unpack?: { snapshotter: string } };
+  state: PullRecordState;
+  error?: { code: string; message: string };
+  lease: string;
+  image?: string;
+  bytesFetched: number;
+  bytesFromPeers: number;
+  blobs: PullBlobRecord[];
+  unpacks: Array<{ snapshotter: string; chainId: string; unpacked: number; existing: number }>;
+  startedAt: string;
+  finishedAt?: string;
+  /** When it was last resumed after a restart. */
+  resumedAt?: string;
+  /** When this record was written. */
+  updatedAt: string;
+}
+
 
 /** `<ns>/<key>`: namespaces are identifiers, so `/` cannot occur in them. */
 export const nsKey = (ns: string, key: string): string => `${ns}/${key}`;
@@ -114,6 +150,11 @@ export class MetadataDB {
   readonly containers: Sub<ContainerRecord>;
   /** Counters: `snapshots/<snapshotter>` → the last sequence number of a backend key. */
   readonly sequences: Sub<number>;
+  /**
+   * `<ns>/<id>` → pull. Written by the pull manager directly (metadata/pulls.ts), not through
+   * `update`: pulls are no GC input, so their progress does not count as a mutation.
+   */
+  readonly pulls: Sub<PullRecord>;
   /** Held by every write transaction; the GC holds it for its sweep. */
   readonly writeLock = new Mutex();
   /** Write transactions so far: the GC compares it before and after its mark. */
@@ -137,6 +178,7 @@ export class MetadataDB {
     this.snapshots = sub('snapshots');
     this.sequences = sub('sequences');
     this.containers = sub('containers');
+    this.pulls = sub('pulls');
   }
 
   /** The cached records of a sublevel (read only: change them through `update`). */

@@ -1,6 +1,7 @@
 // Plugin io.berth.service.v1 "pulls": the registry client (hosts, credentials, tokens) and the
 // pull manager over the metadata stores, with the unpacker that turns layers into snapshots, and
-// the pulls service the API calls.
+// the pulls service the API calls. Pulls are recorded in the metadata database: at start the
+// manager restores them, resuming those a stop interrupted (unless resume_interrupted = false).
 import type { EventBus } from '../events/bus.js';
 import { Authorizer, type Credentials } from '../remotes/auth.js';
 import { RegistryClient } from '../remotes/client.js';
@@ -9,6 +10,7 @@ import { Resolver } from '../remotes/resolver.js';
 import { fetchToken } from '../remotes/token.js';
 import { BlobFetcher } from '../pull/fetch.js';
 import { PullManager } from '../pull/manager.js';
+import { PullStore } from '../metadata/pulls.js';
 import type { ImageService } from '../services/images.js';
 import { PullService } from '../services/pulls.js';
 import type { SnapshotService } from '../services/snapshots.js';
@@ -57,7 +59,7 @@ export const pullPlugin: Registration<Pulls> = {
     const credentials = credentialsFrom(configured, await readDockerConfig(dockerConfig));
     const client = new RegistryClient(new Authorizer(credentials, (realm, service, scopes, creds) => fetchToken(realm, service, scopes, creds)));
     const resolver = new Resolver(client, { hostsDir });
-    const { content, images, leases } = ctx.get<Metadata>(metadataType);
+    const { db, content, images, leases } = ctx.get<Metadata>(metadataType);
     const fetcher = new BlobFetcher(content, resolver);
     let snapshots: SnapshotService | undefined;
     try {
@@ -70,11 +72,25 @@ export const pullPlugin: Registration<Pulls> = {
     const unpacker = snapshots
       ? new Unpacker(content, snapshots, { concurrency: numberOption(c, 'unpack_concurrency') ?? (d.unpack_concurrency as number), sync: unpackSync })
       : undefined;
+    const resume = c.resume_interrupted ?? d.resume_interrupted;
+    if (typeof resume !== 'boolean') throw new Error('resume_interrupted must be true or false');
+    const keepEndedS = numberOption(c, 'keep_ended_s') ?? (d.keep_ended_s as number);
+    const keepEndedMax = numberOption(c, 'keep_ended_max') ?? (d.keep_ended_max as number);
+    if (keepEndedS < 1 || keepEndedMax < 1) throw new Error('keep_ended_s and keep_ended_max must be at least 1');
     const manager = new PullManager(content, images, leases, resolver, fetcher, ctx.get<EventBus>(eventsType), {
       concurrency: numberOption(c, 'concurrency') ?? (d.concurrency as number),
       keepFailedMs: numberOption(c, 'keep_failed_ms') ?? (d.keep_failed_ms as number),
       unpacker,
+      records: new PullStore(db),
+      keepEndedMs: keepEndedS * 1000,
+      keepEndedMax,
+      onRecordError: (err, id) => ctx.logger.warn({ pull: id, err: (err as Error).message }, 'pulls: could not write the pull record'),
     });
+    const restored = await manager.restore({ resume });
+    for (const bad of restored.invalid) ctx.logger.warn({ key: bad.key, reason: bad.reason }, 'pulls: a stored pull record is not valid; left alone');
+    for (const p of restored.resumed) ctx.logger.info({ pull: p.id, ref: p.ref }, 'pulls: resuming a pull the last stop interrupted');
+    for (const p of restored.interrupted) ctx.logger.info({ pull: p.id, ref: p.ref }, 'pulls: a pull the last stop interrupted is left interrupted (resume_interrupted = false)');
+    if (restored.pruned > 0) ctx.logger.info({ pruned: restored.pruned }, 'pulls: ended pulls pruned');
     if (hostsDir) ctx.exports.hosts_dir = hostsDir;
     const unpack =
       unpacker && snapshots
@@ -83,5 +99,8 @@ export const pullPlugin: Registration<Pulls> = {
     const service = new PullService(manager, snapshots?.defaultSnapshotter);
     return { manager, service, resolver, fetcher, client, unpacker, unpack };
   },
-  close: (p) => p.client.close(),
+  close: async (p) => {
+    await p.manager.close();
+    await p.client.close();
+  },
 };

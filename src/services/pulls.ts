@@ -19,11 +19,12 @@ export interface StartOptions extends Omit<PullRequest, 'unpack'> {
   snapshotter?: string;
 }
 
-const finalStates: ReadonlySet<string> = new Set<PullState>(['done', 'failed', 'cancelled']);
+/** The states a follower's stream ends in (`interrupted`: not resumed after a restart). */
+const finalStates: ReadonlySet<string> = new Set<PullState>(['done', 'failed', 'cancelled', 'interrupted']);
 
 /**
- * True for the event that ends a pull. A blob's `done` carries its `digest`; the pull's own
- * `done`, `failed` or `cancelled` (which share those names) does not.
+ * True for the event that ends a pull's stream. A blob's `done` carries its `digest`; the pull's
+ * own `done`, `failed`, `cancelled` or `interrupted` (which share those names) does not.
  */
 export function isFinalEvent(e: PullEvent): boolean {
   return finalStates.has(e.type) && !('digest' in e);
@@ -84,7 +85,7 @@ export class PullService {
     return this.manager.wait(id);
   }
 
-  /** Cancels a running pull (an ended one is left as it is); its final view. */
+  /** Cancels a running or interrupted pull (an ended one is left as it is); its final view. */
   async cancel(ctx: OpContext, id: string): Promise<PullView> {
     this.own(ctx, id);
     return this.manager.cancel(id);
