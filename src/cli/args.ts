@@ -15,8 +15,11 @@ export function parseLabelArgs(args: string[]): Record<string, string> {
   );
 }
 
-/** A label change as PATCH wants it: only the keys given change, unless `replace`. */
+/** A label change as PATCH wants it: only the keys given change, unless `replace`; every argument needs its `=`. */
 export function labelPatch(args: string[], replace: boolean | undefined): LabelsUpdate {
+  // As `ctr content label`: `k=` removes k; a bare `k` is a mistake, not a silent no-op.
+  const bare = args.filter((a) => !a.includes('='));
+  if (bare.length) throw new Error(`${bare.map((a) => JSON.stringify(a)).join(', ')}: not k=v (give k=v to set a label, k= to remove it)`);
   const labels = parseLabelArgs(args);
   if (replace) return { labels, fieldpaths: [] }; // no field paths: the labels are replaced
   const fieldpaths = Object.keys(labels).map((k) => `labels.${k}`);

@@ -2,7 +2,7 @@
 // unpack, create the container, start its task, stream its output, exit with its exit code).
 import type { Command } from 'commander';
 import { ApiError, BerthClient, seg } from '../client/http.js';
-import type { Container, ContainerCreate, ContainerList, ExitStatus, SnapshotUpdate, Task, TaskKill, TaskList } from '../client/types.js';
+import type { Container, ContainerCreate, ContainerList, ExitStatus, PluginList, SnapshotUpdate, Task, TaskKill, TaskList } from '../client/types.js';
 import { parseDockerRef } from '../remotes/reference.js';
 import { collect, labelPatch } from './args.js';
 import { listVerb } from './list.js';
@@ -64,10 +64,19 @@ async function pipeLogs(c: BerthClient, id: string, stream: 'stdout' | 'stderr',
   }
 }
 
+/** Refuses at once, naming the reason, when the server has no working runtime plugin. */
+async function requireRuntime(c: BerthClient): Promise<void> {
+  const { items } = await c.json<PluginList>('GET', '/v1/plugins');
+  const runtimes = items.filter((p) => p.type === 'io.berth.runtime.v1');
+  if (runtimes.some((p) => p.status === 'ok')) return;
+  const why = runtimes.map((p) => `${p.type}.${p.id} ${p.status === 'skip' ? 'skipped' : 'failed'}${p.message ? `: ${p.message}` : ''}`).join('; ');
+  throw new Error(`cannot run containers: the server has no runtime (${why || 'io.berth.runtime.v1 is not loaded'}; see berth plugins ls)`);
+}
+
 export function registerContainers(program: Command, client: () => BerthClient): void {
   program
     .command('run <image> <id> [args...]')
-    .description('run a container: pull the image if missing, unpack it, create the container, start it, stream its output')
+    .description('run a container: check the server has a runtime, pull the image if missing, unpack it, create the container, start it, stream its output')
     .option('--rm', 'delete the task and the container when it exits')
     .option('--env <K=V>', 'set an environment variable (repeatable); K alone removes it', collect)
     .option('--cwd <dir>', 'working directory in the container (default: the image\'s)')
@@ -88,6 +97,8 @@ export function registerContainers(program: Command, client: () => BerthClient):
         opts: { rm?: boolean; env?: string[]; cwd?: string; user?: string; snapshotter?: string; label?: string[] },
       ) => {
         const c = client();
+        // Nothing is pulled or unpacked for a container that cannot run.
+        await requireRuntime(c);
         let name = await findImage(c, image);
         if (!name) {
           const pulled = await pullImage(c, image, { snapshotter: opts.snapshotter });

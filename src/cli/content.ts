@@ -1,7 +1,8 @@
 // `berth content ...`: committed blobs and ingests.
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { BerthClient, seg } from '../client/http.js';
@@ -46,8 +47,7 @@ export function registerContent(program: Command, client: () => BerthClient): vo
     .action(async (file: string | undefined, opts: { digest?: string; label?: string[]; json?: boolean }) => {
       const c = client();
       const labels = parseLabelArgs(opts.label ?? []);
-      const body = !file || file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
-      const size = file && file !== '-' ? (await stat(file)).size : undefined;
+      const { body, size } = !file || file === '-' ? { body: process.stdin, size: undefined } : await openFile(file);
       let info: Info;
       if (opts.digest) {
         info = await c.json<Info>('PUT', `/v1/content/${seg(opts.digest)}`, {
@@ -89,7 +89,7 @@ export function registerContent(program: Command, client: () => BerthClient): vo
 
   content
     .command('label <digest> [labels...]')
-    .description('set labels (k=v) or remove them (k=) on a blob; others stay')
+    .description('set labels (k=v) or remove them (k=) on a blob; others stay (a bare k is refused)')
     .option('--replace', 'replace all labels with the given ones')
     .action(async (digest: string, args: string[], opts: { replace?: boolean }) => {
       const info = await client().json<Info>('PATCH', `/v1/content/${seg(digest)}`, {
@@ -131,4 +131,28 @@ export function registerContent(program: Command, client: () => BerthClient): vo
         process.stdout.write(ref + '\n');
       }
     });
+}
+
+/**
+ * A file to upload, opened before anything is sent: a missing, unreadable or directory path is
+ * one line naming it (not a stream error later, nor a failed upload). The size is known for a
+ * regular file only (a FIFO or device streams until its end).
+ */
+async function openFile(file: string): Promise<{ body: Readable; size: number | undefined }> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, 'r');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.message;
+    throw new Error(`${file}: ${why}`);
+  }
+  try {
+    const st = await handle.stat();
+    if (st.isDirectory()) throw new Error(`${file} is a directory`);
+    return { body: handle.createReadStream({ highWaterMark: 1 << 20 }), size: st.isFile() ? st.size : undefined };
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
 }

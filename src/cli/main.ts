@@ -19,6 +19,12 @@ import { registerServe } from './serve.js';
 import { registerSnapshots } from './snapshots.js';
 
 export async function main(argv: string[]): Promise<void> {
+  // `berth … | head`: when the reader goes away, stop at once and quietly (as a C tool killed by
+  // SIGPIPE does, but exiting 0 rather than 141) — not with an unhandled EPIPE stack.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   const program = new Command('berth')
     .description('a content store and registry puller modelled on containerd')
     .option('-a, --address <addr>', `server address: HOST:PORT or unix:///path (env BERTH_ADDRESS, default ${defaultAddress})`)

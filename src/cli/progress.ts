@@ -38,6 +38,16 @@ export function blobKind(mediaType: string | undefined): string | undefined {
 /** `sha256:0123456789abcdef...` → `sha256:0123456789ab` */
 export const shortDigest = (d: string): string => d.replace(/^([^:]+:)(.{12}).*$/, '$1$2');
 
+/**
+ * A blob's state in the terminal's state column: its download's, then its unpacking's, so that a
+ * layer shows `extracting` and `unpacked` there as it does in the plain lines.
+ */
+function ttyState(b: Blob): string {
+  if (b.unpack === 'extracting') return 'extracting'; // while downloading too: the bar shows the download
+  if (b.unpack && (b.state === 'done' || b.state === 'exists')) return b.unpack === 'exists' ? 'snapshot exists' : b.unpack;
+  return b.state;
+}
+
 function bar(offset: number, size: number, width: number): string {
   const filled = size > 0 ? Math.min(width, Math.floor((offset / size) * width)) : width;
   return '|' + '+'.repeat(filled) + '-'.repeat(width - filled) + '|';
@@ -213,9 +223,10 @@ export class PullProgress {
     if (!force && (!this.dirty || t - this.lastDraw < 100)) return;
     this.dirty = false;
     this.lastDraw = t;
-    const columns = Math.max(40, this.opts.columns?.() ?? 80);
-    const rows = Math.max(4, this.opts.rows?.() ?? 24);
-    const lines = this.frame(rows - 2).map((l) => (l.length > columns - 1 ? l.slice(0, columns - 1) : l));
+    // A terminal that reports no size (0×0, as some ptys and CI consoles do) gets the usual 80×24.
+    const columns = Math.max(40, this.opts.columns?.() || 80);
+    const rows = Math.max(4, this.opts.rows?.() || 24);
+    const lines = this.frame(rows - 2, columns - 1).map((l) => (l.length > columns - 1 ? l.slice(0, columns - 1) : l));
     let text = this.drawn > 0 ? `\x1b[${this.drawn}F` : '';
     for (const l of lines) text += `\x1b[2K${l}\n`;
     text += '\x1b[J';
@@ -224,20 +235,22 @@ export class PullProgress {
   }
 
   /** The lines of one frame: a line per blob (finished ones folded when they do not fit), then totals. */
-  private frame(maxLines: number): string[] {
+  private frame(maxLines: number, width: number): string[] {
     let blobs = [...this.blobs.values()];
     const lines: string[] = [];
     if (blobs.length + 2 > maxLines) {
-      const finished = blobs.filter((b) => b.state === 'done' || b.state === 'exists');
+      const finished = blobs.filter((b) => (b.state === 'done' || b.state === 'exists') && b.unpack !== 'extracting');
       blobs = blobs.filter((b) => !finished.includes(b)).slice(0, Math.max(0, maxLines - 3));
       lines.push(`${finished.length} blobs done (${humanSize(finished.reduce((n, b) => n + b.size, 0))})`);
     }
     const kindWidth = 8;
     for (const b of blobs) {
       const kind = blobKind(b.mediaType ?? (this.target?.digest === b.digest ? this.target.mediaType : undefined)) ?? '';
-      lines.push(
-        `${kind.padEnd(kindWidth)} ${shortDigest(b.digest).padEnd(19)}  ${b.state.padEnd(11)} ${bar(b.offset, b.size, 30)} ${humanSize(b.offset)}/${humanSize(b.size)}`,
-      );
+      // The bar takes what the line leaves (at most 30), so that the bytes stay on screen.
+      const head = `${kind.padEnd(kindWidth)} ${shortDigest(b.digest).padEnd(19)}  ${ttyState(b).padEnd(15)} `;
+      const bytes = ` ${humanSize(b.offset)}/${humanSize(b.size)}`;
+      const barWidth = Math.min(30, width - head.length - bytes.length - 2);
+      lines.push(`${head}${barWidth >= 4 ? bar(b.offset, b.size, barWidth) : ''}${bytes}`);
     }
     const elapsed = this.now() - this.started;
     const state = this.state === 'running' ? (this.target || this.blobs.size > 0 ? 'fetching' : 'resolving') : this.state;
