@@ -10,6 +10,7 @@ import { healthRoutes } from '../routes/health.js';
 import { imageRoutes } from '../routes/images.js';
 import { ingestRoutes } from '../routes/ingests.js';
 import { leaseRoutes } from '../routes/leases.js';
+import { metricsRoutes } from '../routes/metrics.js';
 import { namespaceRoutes } from '../routes/namespaces.js';
 import { openApiRoutes } from '../routes/openapi.js';
 import { pluginRoutes } from '../routes/plugins.js';
@@ -26,6 +27,7 @@ import { registerAuth } from './http/auth.js';
 import { registerDocs } from './http/docs.js';
 import { clientErrorReply, frameworkErrorReply, registerErrorReplies } from './http/errors.js';
 import { checkListenAddress, listenUnix } from './http/listen.js';
+import { registerMetrics } from './http/metrics.js';
 import { registerResource } from './http/resources.js';
 import { registerTracing } from './http/tracing.js';
 import { registerValidation } from './http/validation.js';
@@ -132,16 +134,18 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   }
 }
 
-/** Registers validation, tracing, error replies and every resource's routes with its services. */
+/** Registers validation, tracing, metrics, error replies and every resource's routes with its services. */
 export async function registerApi(app: FastifyInstance, plugins: PluginSet): Promise<void> {
   registerValidation(app);
   registerTracing(app);
+  const metrics = registerMetrics(app, plugins);
   registerErrorReplies(app);
 
   await app.register(healthRoutes);
   await app.register(versionRoutes);
   await app.register(openApiRoutes);
   await app.register(pluginRoutes, { plugins });
+  await app.register(metricsRoutes, { metrics });
   const content = () => ({ content: plugins.get<ContentService>(serviceType, 'content') });
   await registerResource(app, 'content', contentRoutes, content);
   await registerResource(app, 'ingests', ingestRoutes, content);

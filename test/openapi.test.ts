@@ -653,6 +653,16 @@ const rows: Row[] = [
   // ---- service ----
   { name: 'health: up', op: 'health', status: 200, check: (r) => assert.equal(r.json.status, 'ok') },
   {
+    name: 'metrics: the Prometheus text exposition format',
+    op: 'getMetrics',
+    status: 200,
+    check: (r) => {
+      const text = r.body.toString('utf8');
+      assert.match(text, /^# TYPE berth_http_requests_total counter$/m);
+      assert.match(text, /^berth_leases \d+$/m);
+    },
+  },
+  {
     name: 'version: the package version and the commit it was built from',
     op: 'getVersion',
     status: 200,
