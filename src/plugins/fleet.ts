@@ -25,24 +25,17 @@ import { eventsType } from './events.js';
 import { metadataType, type Metadata } from './metadata.js';
 import type { Registry } from './registry-listener.js';
 import { checkKeys, numberOption } from './options.js';
+import { defaultsOf, settingsOf } from '../settings.js';
 import { gcType, type Gc } from './gc.js';
 import type { Pulls } from './pull.js';
 import { PeerClient } from '../remotes/peer.js';
 import { SkipPlugin, type Registration } from './registry.js';
 import { serviceType } from './services.js';
 
-const keys = new Set([
-  'etcd_endpoints',
-  'etcd_ca_file',
-  'etcd_cert_file',
-  'etcd_key_file',
-  'node_name',
-  'advertise_address',
-  'lease_ttl_s',
-  'prefix',
-  'namespace',
-  'peer_timeout_ms',
-]);
+// Its keys and defaults: the settings table the configuration file is checked against.
+const pluginKey = `${serviceType}.fleet`;
+const keys = new Set(settingsOf(pluginKey).keys());
+const defaults = defaultsOf(pluginKey);
 
 export const fleetPlugin: Registration<EtcdFleet> = {
   type: serviceType,
@@ -60,8 +53,8 @@ export const fleetPlugin: Registration<EtcdFleet> = {
     const endpoints = parsed.hosts;
     const tls = await readTlsFiles(c, parsed, (path) => readFile(path));
     const node = validateNodeName(c.node_name ?? hostname());
-    const leaseTtlS = validateLeaseTtl(c.lease_ttl_s ?? 10);
-    const prefix = normalisePrefix(c.prefix ?? '/berth/fleet');
+    const leaseTtlS = validateLeaseTtl(c.lease_ttl_s ?? defaults.lease_ttl_s);
+    const prefix = normalisePrefix(c.prefix ?? defaults.prefix);
 
     // The registry listener, when it runs: peers fetch from it, so it gives the default address.
     let registry: Registry | undefined;
@@ -117,7 +110,7 @@ export const fleetPlugin: Registration<EtcdFleet> = {
     }) ?? (() => {});
     // Pulls use the peers from now on (the pulls plugin initialised before this one).
     const pulls = ctx.get<Pulls>(serviceType, 'pulls');
-    const client = new PeerClient({ node, token: registry?.token, connectTimeoutMs: numberOption(c, 'peer_timeout_ms') ?? 200 });
+    const client = new PeerClient({ node, token: registry?.token, connectTimeoutMs: numberOption(c, 'peer_timeout_ms') ?? (defaults.peer_timeout_ms as number) });
     const stop = async () => {
       pulls.fetcher.usePeers(undefined);
       unsubscribe();
