@@ -255,7 +255,11 @@ export class SnapshotStore {
       // The backend commits inside the transaction (as containerd's does inside its bolt
       // transaction): if it refuses (a view, say), the records stay as they were.
       await userKeys(
-        backend.commit(bname, active.name, { labels: inheritedLabels(labels), ...(rebaseParent ? { parent: rebaseParent } : {}) }),
+        backend.commit(bname, active.name, {
+          labels: inheritedLabels(labels),
+          ...(rebaseParent ? { parent: rebaseParent } : {}),
+          ...(opts.usage ? { usage: opts.usage } : {}),
+        }),
         [bname, name],
         [active.name, key],
         [rebaseParent ?? '', opts.parent ?? ''],

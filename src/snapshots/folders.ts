@@ -62,8 +62,9 @@ export abstract class FolderSnapshotter implements Snapshotter {
   async commit(name: string, key: string, opts?: SnapshotOptions): Promise<void> {
     await this.ms.update(async (tx) => {
       const { id, info } = await tx.getInfo(key);
-      // A view has nothing of its own to measure; commitActive refuses it.
-      const usage = info.kind === 'active' ? await diskUsage(this.layerDir(id)) : { inodes: 0, size: 0 };
+      // A view has nothing of its own to measure; commitActive refuses it. A writer that
+      // counted what it wrote (an unpack) spares the walk.
+      const usage = info.kind === 'active' ? (opts?.usage ?? (await diskUsage(this.layerDir(id)))) : { inodes: 0, size: 0 };
       await tx.commitActive(key, name, usage, opts);
     });
   }

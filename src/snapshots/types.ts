@@ -35,6 +35,11 @@ export interface SnapshotOptions {
   labels?: Labels;
   /** Commit only: the parent of an active snapshot that had none (containerd's rebase). */
   parent?: string;
+  /**
+   * Commit only: the active snapshot's usage as its writer counted it (an unpack into an empty
+   * folder); taken as it is instead of measuring the folder again. Never from the API.
+   */
+  usage?: Usage;
 }
 
 export interface Snapshotter {

@@ -9,6 +9,7 @@ import type { Worker } from 'node:worker_threads';
 
 import { BerthError, invalidArgument, isMissingFile, notFound } from '../../store/errors.js';
 import { diffCompression } from '../oci/mediatypes.js';
+import type { Usage } from '../snapshots/types.js';
 import type { FromWorker, ToWorker, WorkerJob } from './protocol.js';
 import { WorkerPool } from './worker-pool.js';
 
@@ -21,6 +22,8 @@ export interface ApplyOptions {
   overlay?: { lowers: string[] };
   /** Flush the file system (syncfs) before resolving, as containerd's WithSyncFs; default false. */
   sync?: boolean;
+  /** The root is empty: count the usage of what is written (`usage` in the result). */
+  countUsage?: boolean;
   signal?: AbortSignal;
   onProgress?: (compressedBytesRead: number) => void;
 }
@@ -30,6 +33,8 @@ export interface Applied {
   diffId: string;
   /** Uncompressed bytes. */
   size: number;
+  /** With countUsage: the root's disk usage, unless something was removed on the way. */
+  usage?: Usage;
 }
 
 const BATCH = 512 << 10;
@@ -51,7 +56,7 @@ export async function applyLayer(source: AsyncIterable<Uint8Array> | NodeJS.Read
   });
   if (!st.isDirectory()) throw invalidArgument(`apply root ${root} is not a directory`);
 
-  const job: WorkerJob = { root, decompress: compression !== 'none', overlay: opts.overlay, sync: opts.sync ?? false };
+  const job: WorkerJob = { root, decompress: compression !== 'none', overlay: opts.overlay, sync: opts.sync ?? false, countUsage: opts.countUsage ?? false };
   const worker = new LayerWorker(job, opts.onProgress);
   const onAbort = (): void => worker.fail(opts.signal!.reason);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -101,7 +106,7 @@ class LayerWorker {
       if (this.settled) return;
       this.settle();
       this.succeeded = true;
-      this.resolve({ diffId: m.diffId, size: m.size });
+      this.resolve({ diffId: m.diffId, size: m.size, ...(m.usage ? { usage: m.usage } : {}) });
     } else {
       this.fail(new BerthError(m.code, m.message));
     }

@@ -8,6 +8,7 @@ import {
   constants,
   fchmodSync,
   fchownSync,
+  fstatSync,
   futimesSync,
   linkSync,
   lchownSync,
@@ -28,8 +29,11 @@ import { getAttributeSync, listAttributesSync, setAttributeSync } from '@napi-rs
 
 import { BerthError, invalidArgument } from '../../store/errors.js';
 import { mknod, type NodeKind } from './mknod.js';
+import { LayerUsage } from './layer-usage.js';
+import { ResolvedDirs } from './resolved-dirs.js';
 import { hardlinkRootPath, rootPath, TooManyLinksError } from './root-path.js';
 import type { EntryHandler, EntrySink, TarHeader } from './tar-reader.js';
+import type { Usage } from '../snapshots/types.js';
 
 export interface ApplierOptions {
   /** Absolute and normalised; must exist. */
@@ -40,6 +44,8 @@ export interface ApplierOptions {
    * attributes to parent directories the layer does not list.
    */
   overlay?: { lowers: string[] };
+  /** The root is empty: count what is written (usage()), so the commit need not measure it. */
+  countUsage?: boolean;
 }
 
 const WHITEOUT_PREFIX = '.wh.';
@@ -105,17 +111,31 @@ export class Applier implements EntryHandler {
   private readonly root: string;
   private readonly lowers: string[];
   private readonly overlay: boolean;
-  /** Paths written by this layer: an opaque marker keeps these and removes the rest. */
-  private readonly unpacked = new Set<string>();
+  /**
+   * Paths written by this layer: a naive opaque marker keeps these and removes the rest. Not kept
+   * for an overlay upperdir (its opaque marker is an xattr): a string per entry adds up.
+   */
+  private readonly unpacked: Set<string> | undefined;
   /** Directory times are set last: creating their children changes them. */
   private readonly dirTimes: Array<{ path: string; atime: number; mtime: number }> = [];
   /** The file being written, closed by close() if the apply fails half-way. */
   private openFd: number | undefined;
+  /** Entries' parent directories as resolved so far (forgotten when the tree changes under them). */
+  private readonly dirs: ResolvedDirs;
+  private readonly counted: LayerUsage | undefined;
 
   constructor(opts: ApplierOptions) {
     this.root = opts.root;
+    this.dirs = new ResolvedDirs(opts.root);
     this.overlay = opts.overlay !== undefined;
+    this.unpacked = this.overlay ? undefined : new Set();
     this.lowers = opts.overlay?.lowers ?? [];
+    this.counted = opts.countUsage ? new LayerUsage() : undefined;
+  }
+
+  /** After finish(): the root's disk usage, when counted and still exact. */
+  usage(): Usage | undefined {
+    return this.counted?.total(this.root);
   }
 
   entry(h: TarHeader): EntrySink | undefined {
@@ -146,12 +166,12 @@ export class Applier implements EntryHandler {
   private apply(h: TarHeader): EntrySink | undefined {
     const name = clean(h.name);
     const slash = name.lastIndexOf('/');
-    const ppath = rootPath(this.root, name.slice(0, slash + 1));
+    // The parent exists as a directory once resolved (mkparent makes what is missing).
+    const parent = this.dirs.resolve(name.slice(0, slash + 1), (ppath) => this.mkparent(ppath));
     // Join the base to "/" first: ".." and "." then name the parent itself.
     const base = posix.join('/', name.slice(slash + 1));
-    const path = base === '/' ? ppath : ppath + base;
+    const path = base === '/' ? parent.path : parent.path + base;
     if (path === this.root) return undefined;
-    if (ppath !== this.root) this.mkparent(ppath);
 
     validateWhiteout(path);
     if (this.convertWhiteout(h, path)) return undefined;
@@ -159,18 +179,17 @@ export class Applier implements EntryHandler {
     const kind = kindOfType[h.type];
     if (!kind) throw invalidArgument(`unhandled tar header type ${h.type.charCodeAt(0)} (${JSON.stringify(h.type)})`);
 
-    // Replace whatever is there, except that a directory merges into a directory.
-    const existing = lstatSync(path, { throwIfNoEntry: false });
-    if (existing && !(existing.isDirectory() && kind === 'dir')) rmSync(path, { recursive: true, force: true });
-
     switch (kind) {
       case 'file':
         return this.file(h, path);
       case 'dir':
-        if (!existing?.isDirectory()) mkdirSync(path, 0o700);
+        if (this.create(path, kind, () => mkdirSync(path, 0o700))) this.counted?.folder(path);
+        this.dirs.directory(name, path, parent);
         break;
       case 'symlink':
-        symlinkSync(h.linkname, path);
+        this.create(path, kind, () => symlinkSync(h.linkname, path));
+        this.dirs.symlinkWritten();
+        this.counted?.inode(lstatSync(path).blocks);
         break;
       case 'hardlink':
         this.hardlink(h, path);
@@ -179,20 +198,50 @@ export class Applier implements EntryHandler {
         if (kind !== 'fifo' && (h.devmajor < 0 || h.devmajor > MAX_DEVICE || h.devminor < 0 || h.devminor > MAX_DEVICE)) {
           throw invalidArgument(`device number ${h.devmajor}:${h.devminor} out of range: invalid archive`);
         }
+        // mknod(1) reports no errno: clear the way first (devices are rare).
+        if (lstatSync(path, { throwIfNoEntry: false })) this.remove(path);
         mknod(path, kind, h.devmajor, h.devminor);
+        this.counted?.inode(0);
     }
     this.metadata(h, path, kind);
     if (kind === 'dir') {
       const [atime, mtime] = timesOf(h);
       this.dirTimes.push({ path, atime, mtime });
     }
-    this.unpacked.add(path);
+    this.unpacked?.add(path);
     return undefined;
   }
 
+  /**
+   * Makes an entry with `make`, which fails with EEXIST when something is in the way: that is
+   * replaced, except that a directory merges into a directory. As GNU tar does, the common case
+   * (nothing there) costs no lookup. False: a directory merged (nothing new was made).
+   */
+  private create(path: string, kind: Kind, make: () => void): boolean {
+    try {
+      make();
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    if (kind === 'dir' && lstatSync(path).isDirectory()) return false;
+    this.remove(path);
+    make();
+    return true;
+  }
+
+  /** Removes `path` and all below it; what was resolved through it is forgotten. */
+  private remove(path: string): void {
+    rmSync(path, { recursive: true, force: true });
+    this.dirs.removed();
+    this.counted?.removed();
+  }
+
   private file(h: TarHeader, path: string): EntrySink {
-    // O_NOFOLLOW: the path was just cleared; never write through a symlink if it was not.
-    const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+    // O_EXCL with O_NOFOLLOW: a new file, never one reached through a symlink; what is in the way is replaced.
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+    let fd = -1;
+    this.create(path, 'file', () => (fd = openSync(path, flags, 0o600)));
     this.openFd = fd;
     return {
       write: (data) => {
@@ -205,7 +254,8 @@ export class Applier implements EntryHandler {
       end: () => {
         try {
           this.metadata(h, path, 'file', fd);
-          this.unpacked.add(path);
+          this.counted?.inode(fstatSync(fd).blocks);
+          this.unpacked?.add(path);
         } catch (err) {
           throw entryError(h.name, err);
         } finally {
@@ -217,11 +267,14 @@ export class Applier implements EntryHandler {
 
   private hardlink(h: TarHeader, path: string): void {
     const target = hardlinkRootPath(this.root, h.linkname);
-    if (lstatSync(target, { throwIfNoEntry: false })?.isDirectory()) {
+    const st = lstatSync(target, { throwIfNoEntry: false });
+    if (st?.isDirectory()) {
       throw invalidArgument(`hardlink target ${JSON.stringify(h.linkname)} is a directory`);
     }
     try {
-      linkSync(target, path);
+      this.create(path, 'hardlink', () => linkSync(target, path));
+      // A hardlink to a symlink is one more symlink.
+      if (st?.isSymbolicLink()) this.dirs.symlinkWritten();
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         throw fsError('ENOENT', `hardlink target ${JSON.stringify(h.linkname)} does not exist`);
@@ -268,6 +321,8 @@ export class Applier implements EntryHandler {
       else {
         lstatSync(dir);
         this.removeAllBut(dir);
+        this.dirs.removed();
+        this.counted?.removed();
       }
       return true;
     }
@@ -275,8 +330,9 @@ export class Applier implements EntryHandler {
     if (this.overlay) {
       mknod(original, 'char', 0, 0);
       lchownSync(original, h.uid, h.gid);
+      this.counted?.inode(0);
     } else {
-      rmSync(original, { recursive: true, force: true });
+      this.remove(original);
     }
     return true;
   }
@@ -285,7 +341,7 @@ export class Applier implements EntryHandler {
   private removeAllBut(dir: string): void {
     for (const child of readdirSync(dir)) {
       const p = `${dir}/${child}`;
-      if (!this.unpacked.has(p)) rmSync(p, { recursive: true, force: true });
+      if (!this.unpacked!.has(p)) rmSync(p, { recursive: true, force: true });
       else if (lstatSync(p).isDirectory()) this.removeAllBut(p);
     }
   }
@@ -305,6 +361,7 @@ export class Applier implements EntryHandler {
     if (parent.length > this.root.length) this.mkparent(parent);
     mkdirSync(path, 0o755);
     chmodSync(path, 0o755);
+    this.counted?.folder(path);
     for (const lower of this.lowers) {
       const lowerPath = rootPath(lower, path.slice(this.root.length));
       const lst = lstatSync(lowerPath, { throwIfNoEntry: false });

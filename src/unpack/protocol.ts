@@ -1,5 +1,6 @@
 // Messages between applyLayer (main thread) and the unpack worker.
 import type { ErrorCode } from '../../store/errors.js';
+import type { Usage } from '../snapshots/types.js';
 
 /** What one layer apply needs to know; a worker runs one job at a time. */
 export interface WorkerJob {
@@ -9,6 +10,8 @@ export interface WorkerJob {
   decompress: boolean;
   overlay?: { lowers: string[] };
   sync: boolean;
+  /** The root is empty: count the usage of what is written. */
+  countUsage: boolean;
 }
 
 export type ToWorker =
@@ -21,5 +24,5 @@ export type ToWorker =
 export type FromWorker =
   /** The worker took `bytes` more off its queue: the sender may send that much more. */
   | { kind: 'ack'; bytes: number }
-  | { kind: 'done'; diffId: string; size: number }
+  | { kind: 'done'; diffId: string; size: number; usage?: Usage }
   | { kind: 'error'; code: ErrorCode; message: string };

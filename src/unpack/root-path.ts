@@ -20,9 +20,21 @@ export class TooManyLinksError extends Error {
  * `root` must be absolute and normalised, without a trailing slash.
  */
 export function rootPath(root: string, unsafe: string): string {
+  return resolveInRoot(root, unsafe).path;
+}
+
+/** What rootPath found on the way, for callers that remember resolutions (resolved-dirs.ts). */
+export interface Resolution {
+  path: string;
+  /** A symlink was followed on the way. */
+  followedLink: boolean;
+}
+
+export function resolveInRoot(root: string, unsafe: string): Resolution {
   const pending = unsafe.split('/').reverse();
   const resolved: string[] = [];
   let links = 0;
+  let followedLink = false;
   while (pending.length > 0) {
     const part = pending.pop()!;
     if (part === '' || part === '.') continue;
@@ -35,12 +47,13 @@ export function rootPath(root: string, unsafe: string): string {
     const st = lstatSync(full, { throwIfNoEntry: false });
     if (!st?.isSymbolicLink()) continue;
     if (++links > MAX_LINKS) throw new TooManyLinksError();
+    followedLink = true;
     const target = readlinkSync(full);
     resolved.pop();
     if (target.startsWith('/')) resolved.length = 0;
     for (const p of target.split('/').reverse()) pending.push(p);
   }
-  return resolved.length === 0 ? root : `${root}/${resolved.join('/')}`;
+  return { path: resolved.length === 0 ? root : `${root}/${resolved.join('/')}`, followedLink };
 }
 
 /** containerd's hardlinkRootPath: the link target's directory is resolved, its last component is not (a hardlink to a symlink links the symlink). */

@@ -20,6 +20,7 @@ import type { Mount, Snapshotter } from '../snapshots/types.js';
 import { withSpan } from '../../store/telemetry.js';
 import { applyLayer, type ApplyOptions, type Applied } from './apply-layer.js';
 import { chainIds } from './chainid.js';
+import { UnpackFlush } from './flush.js';
 
 export const uncompressedLabel = 'containerd.io/uncompressed';
 export const diffIdLabel = 'containerd.io/snapshot/diff-id';
@@ -55,7 +56,10 @@ export interface UnpackResult {
 export interface UnpackerOptions {
   /** Layers extracted at once where layers can be extracted side by side. */
   concurrency?: number;
-  /** fsync every file and folder of a layer before its snapshot is committed. */
+  /**
+   * Make every layer's files durable before its snapshot is committed: one file-system flush per
+   * unpack when layers are extracted side by side (before the bottom-up commits), else one per layer.
+   */
   sync?: boolean;
 }
 
@@ -128,10 +132,11 @@ export class Unpacker {
         const failed = new AbortController();
         const signal = req.signal ? AbortSignal.any([req.signal, failed.signal]) : failed.signal;
         const parallel = this.snapshots.capabilities(snapshotter).includes('rebase');
+        const flush = parallel && this.sync ? new UnpackFlush(layers.length) : undefined;
         const committed: Array<Promise<void>> = [];
         for (let i = 0; i < layers.length; i++) {
           committed.push(
-            this.layer(ctx, sn, req, chain, i, parallel, committed[i - 1], signal).then(
+            this.layer(ctx, sn, req, chain, i, parallel, committed[i - 1], signal, flush).then(
               (state) => {
                 if (state === 'exists') result.existing++;
                 else result.unpacked++;
@@ -158,7 +163,7 @@ export class Unpacker {
     });
   }
 
-  /** One layer: prepare, extract, verify, commit (after the layer below), label. */
+  /** One layer: prepare, extract, verify, flush, commit (after the layer below), label. */
   private async layer(
     ctx: OpContext,
     sn: Snapshotter,
@@ -168,6 +173,36 @@ export class Unpacker {
     parallel: boolean,
     below: Promise<void> | undefined,
     signal: AbortSignal,
+    flush: UnpackFlush | undefined,
+  ): Promise<'unpacked' | 'exists'> {
+    // Every path out of here tells the flush once: written (below) or skipped (here).
+    let told = false;
+    const tell = (folder?: string): Promise<void> => {
+      told = true;
+      if (folder === undefined) {
+        flush?.skipped();
+        return Promise.resolve();
+      }
+      return flush ? flush.written(folder, signal) : Promise.resolve();
+    };
+    try {
+      return await this.layerOnce(ctx, sn, req, chain, i, parallel, below, signal, flush ? tell : undefined);
+    } finally {
+      if (!told) void tell();
+    }
+  }
+
+  private async layerOnce(
+    ctx: OpContext,
+    sn: Snapshotter,
+    req: UnpackRequest,
+    chain: string[],
+    i: number,
+    parallel: boolean,
+    below: Promise<void> | undefined,
+    signal: AbortSignal,
+    /** Set when the flush is shared: say what was written (a folder) and wait until it is durable. */
+    written: ((folder?: string) => Promise<void>) | undefined,
   ): Promise<'unpacked' | 'exists'> {
     const desc = req.layers[i];
     const chainId = chain[i];
@@ -191,6 +226,7 @@ export class Unpacker {
         if (!isAlreadyExists(err)) throw new BerthError(errorCode(err), `failed to prepare extraction snapshot "${key}": ${(err as Error).message}`, { cause: err });
         // Another unpack made (or is making) this layer: done if it is committed.
         if (await exists(sn, chainId)) {
+          await written?.(); // nothing to write: never hold up the others' flush while waiting below
           await below;
           note('exists');
           return 'exists';
@@ -200,12 +236,12 @@ export class Unpacker {
     if (!mounts) throw new BerthError('unavailable', `unable to prepare extraction snapshot for layer ${desc.digest} (${chainId})`);
     try {
       const release = await this.slots.take();
-      let applied: Applied;
+      let applied: Applied & { folder?: string };
       try {
         signal.throwIfAborted();
         note('extracting');
         applied = await withSpan('unpack.layer', { 'berth.digest': desc.digest, 'berth.chain_id': chainId }, () =>
-          applyToMounts(mounts!, req.source(desc, signal), { mediaType: desc.mediaType, sync: this.sync, signal }, parallel),
+          applyToMounts(mounts!, req.source(desc, signal), { mediaType: desc.mediaType, sync: this.sync, signal }, parallel, written !== undefined),
         );
       } finally {
         release();
@@ -216,11 +252,12 @@ export class Unpacker {
           `layer ${desc.digest}: wrong diff id "${applied.diffId}" calculated on extraction, the image config says "${req.diffIds[i]}"`,
         );
       }
+      if (written) await withSpan('unpack.flush', { 'berth.chain_id': chainId }, () => written(applied.folder));
       // Committed bottom-up: a parent must exist before its child names it.
       await below;
       signal.throwIfAborted();
       try {
-        await sn.commit(chainId, key, { labels, ...(parallel && i > 0 ? { parent: chain[i - 1] } : {}) });
+        await sn.commit(chainId, key, { labels, ...(parallel && i > 0 ? { parent: chain[i - 1] } : {}), ...(applied.usage ? { usage: applied.usage } : {}) });
       } catch (err) {
         if (!isAlreadyExists(err)) throw err;
         // Someone else finished this layer first: theirs stands.
@@ -253,22 +290,27 @@ async function exists(sn: Snapshotter, key: string): Promise<boolean> {
  * bind mount, straight into the upper folder of an overlay (overlay whiteouts, lower folders as
  * parents), anything else mounted on a temporary folder first. `overlayLayer`: the snapshot will
  * be stacked in an overlay (a rebased layer), so its whiteouts must be overlay whiteouts even
- * though it is written as a plain folder.
+ * though it is written as a plain folder. `deferSync`: the caller flushes the folder written
+ * into (`folder` in the result) itself later; a temporary mount is flushed here all the same.
  */
 export async function applyToMounts(
   mounts: Mount[],
   source: AsyncIterable<Uint8Array>,
   opts: Omit<ApplyOptions, 'root' | 'overlay'>,
   overlayLayer = false,
-): Promise<Applied> {
+  deferSync = false,
+): Promise<Applied & { folder?: string }> {
   const only = mounts.length === 1 ? mounts[0] : undefined;
+  // A rebased layer's folder starts empty: what the apply writes is all it holds.
+  const inFolder = { ...opts, sync: opts.sync && !deferSync, countUsage: overlayLayer };
   if (only?.type === 'bind') {
-    return applyLayer(source, { ...opts, root: only.source, ...(overlayLayer ? { overlay: { lowers: [] } } : {}) });
+    const applied = await applyLayer(source, { ...inFolder, root: only.source, ...(overlayLayer ? { overlay: { lowers: [] } } : {}) });
+    return { ...applied, folder: only.source };
   }
   const upper = only?.type === 'overlay' ? optionValue(only.options, 'upperdir') : undefined;
   if (upper !== undefined) {
     const lowers = (optionValue(only!.options, 'lowerdir') ?? '').split(':').filter(Boolean);
-    return applyLayer(source, { ...opts, root: upper, overlay: { lowers } });
+    return { ...(await applyLayer(source, { ...inFolder, root: upper, overlay: { lowers } })), folder: upper };
   }
   const target = await mkdtemp(join(tmpdir(), 'berth-apply-'));
   try {

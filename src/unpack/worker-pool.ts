@@ -8,6 +8,14 @@ import { Worker } from 'node:worker_threads';
 
 const IDLE_MS = 30_000;
 
+/**
+ * A worker's heap is small by nature (one entry at a time, a bounded window of chunks); V8's
+ * defaults would let each of several workers grow a young generation of up to 48 MiB before
+ * collecting. Capped: the young generation collects early (RSS), and an old generation past
+ * the cap ends that worker's job with an error rather than the process.
+ */
+const RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 256 };
+
 interface Idle {
   worker: Worker;
   timer: NodeJS.Timeout;
@@ -26,7 +34,7 @@ export class WorkerPool {
   /** An idle worker, or a new one. */
   acquire(): Worker {
     const idle = this.idle.pop();
-    if (!idle) return new Worker(this.entry);
+    if (!idle) return new Worker(this.entry, { resourceLimits: RESOURCE_LIMITS });
     this.forget(idle);
     idle.worker.ref();
     return idle.worker;

@@ -7,6 +7,7 @@ import { parentPort } from 'node:worker_threads';
 
 import { canonicalAlgorithm, createDigester } from '../../store/digest.js';
 import { errorCode } from '../../store/errors.js';
+import type { Usage } from '../snapshots/types.js';
 import { Applier } from './apply.js';
 import { decompress } from './decompress.js';
 import type { FromWorker, ToWorker, WorkerJob } from './protocol.js';
@@ -63,8 +64,8 @@ function syncFs(path: string): void {
   execFileSync('sync', ['--file-system', path], { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-async function run(job: WorkerJob, blob: Blob): Promise<{ diffId: string; size: number }> {
-  const applier = new Applier({ root: job.root, overlay: job.overlay });
+async function run(job: WorkerJob, blob: Blob): Promise<{ diffId: string; size: number; usage?: Usage }> {
+  const applier = new Applier({ root: job.root, overlay: job.overlay, countUsage: job.countUsage });
   const reader = new TarReader(applier);
   const digester = createDigester(canonicalAlgorithm);
   let size = 0;
@@ -83,7 +84,8 @@ async function run(job: WorkerJob, blob: Blob): Promise<{ diffId: string; size: 
     applier.close();
   }
   await blob.drain();
-  return { diffId: `${canonicalAlgorithm}:${digester.digest('hex')}`, size };
+  const usage = applier.usage();
+  return { diffId: `${canonicalAlgorithm}:${digester.digest('hex')}`, size, ...(usage ? { usage } : {}) };
 }
 
 const inbox = new Inbox();
