@@ -37,14 +37,15 @@ export class GarbageCollector {
 
   /**
    * One collection. With `dryRun` nothing is removed: the result says what would be (the mark
-   * and the decision are the same, under the same lock).
+   * and the decision are the same, under the same lock). `now` is the moment expiries are
+   * judged at: the scheduler's clock (real time unless a test moves it).
    */
-  async collect({ dryRun = false }: { dryRun?: boolean } = {}): Promise<GcResult> {
+  async collect({ dryRun = false, now = new Date() }: { dryRun?: boolean; now?: Date } = {}): Promise<GcResult> {
     return withSpan('gc.collect', { 'berth.gc.dry_run': dryRun }, async (span) => {
       const started = performance.now();
       const before = this.db.mutations;
       let snap = await loadSnapshot(this.db);
-      let graph = await GcGraph.build(snap);
+      let graph = await GcGraph.build(snap, now);
       let black = markIds(graph);
       let markMs = performance.now() - started;
       const release = await this.db.writeLock.acquire();
@@ -55,11 +56,11 @@ export class GarbageCollector {
         if (this.db.mutations !== before) {
           // Written to while we marked: mark again, now that no one can write.
           snap = await loadSnapshot(this.db);
-          graph = new GcGraph(snap); // under the lock: at once
+          graph = new GcGraph(snap, now); // under the lock: at once
           black = markIds(graph);
           markMs += performance.now() - sweepStarted;
         }
-        swept = await this.sweeper.sweep(snap, unreached(graph, black), dryRun);
+        swept = await this.sweeper.sweep(snap, unreached(graph, black), dryRun, now);
         orphans = await this.sweeper.orphanSnapshots(snap);
       } finally {
         release();

@@ -26,19 +26,40 @@ export const defaultSchedulerConfig: SchedulerConfig = {
   startupDelayMs: 100,
 };
 
-interface Waiter {
-  resolve: (r: GcResult) => void;
-  reject: (err: Error) => void;
+/**
+ * Time as the scheduler reads it: the moment, and timers on it. Production runs on real time;
+ * a test moves a clock of its own by hand, so that an expiry can be reached without waiting for it.
+ */
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  /** Calls `fn` once `ms` have passed; never keeps the process alive. Returns what cancels it. */
+  setTimer(fn: () => void, ms: number): () => void;
 }
 
 /** setTimeout's limit; a later expiry is re-armed when this one fires. */
 const maxTimeout = 2 ** 31 - 1;
 
+export const realClock: Clock = {
+  now: () => Date.now(),
+  setTimer(fn, ms) {
+    const timer = setTimeout(fn, Math.min(maxTimeout, ms));
+    // The scheduler never keeps a process alive: a server's sockets do.
+    timer.unref();
+    return () => clearTimeout(timer);
+  },
+};
+
+interface Waiter {
+  resolve: (r: GcResult) => void;
+  reject: (err: Error) => void;
+}
+
 export class GcScheduler {
   private readonly config: SchedulerConfig;
-  private timer: NodeJS.Timeout | undefined;
+  private cancelTimer: (() => void) | undefined;
   private timerAt: number | undefined;
-  private expiryTimer: NodeJS.Timeout | undefined;
+  private cancelExpiryTimer: (() => void) | undefined;
   private expiryAt: number | undefined;
   private running: Promise<void> | undefined;
   private triggered = false;
@@ -57,6 +78,7 @@ export class GcScheduler {
     private readonly db: MetadataDB,
     config: Partial<SchedulerConfig> = {},
     private readonly logger: { warn(obj: object, msg: string): void } = { warn() {} },
+    private readonly clock: Clock = realClock,
   ) {
     const given = Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined));
     const c = { ...defaultSchedulerConfig, ...given };
@@ -88,8 +110,8 @@ export class GcScheduler {
   async stop(): Promise<void> {
     this.stopped = true;
     this.unsubscribe?.();
-    clearTimeout(this.timer);
-    clearTimeout(this.expiryTimer);
+    this.cancelTimer?.();
+    this.cancelExpiryTimer?.();
     await this.running;
     for (const w of this.waiting.splice(0)) w.reject(new Error('gc scheduler stopped'));
   }
@@ -107,31 +129,30 @@ export class GcScheduler {
   /** Arms the collection timer unless one is already due sooner. */
   private scheduleIn(ms: number): void {
     if (this.stopped) return;
-    const at = Date.now() + ms;
+    const at = this.clock.now() + ms;
     if (this.timerAt !== undefined && this.timerAt <= at) return;
-    clearTimeout(this.timer);
+    this.cancelTimer?.();
     this.timerAt = at;
-    this.timer = setTimeout(() => this.fire(), ms);
-    this.timer.unref();
+    this.cancelTimer = this.clock.setTimer(() => this.fire(), ms);
   }
 
   private armExpiry(at: number): void {
-    if (this.stopped || (this.expiryAt !== undefined && this.expiryAt <= at && this.expiryAt > Date.now())) return;
-    clearTimeout(this.expiryTimer);
+    if (this.stopped || (this.expiryAt !== undefined && this.expiryAt <= at && this.expiryAt > this.clock.now())) return;
+    this.cancelExpiryTimer?.();
     this.expiryAt = at;
     // A second past the expiry: containerd's expiry is "now is after", at second precision.
-    const ms = Math.min(maxTimeout, Math.max(0, at - Date.now() + 1000));
-    this.expiryTimer = setTimeout(() => {
+    const ms = Math.max(0, at - this.clock.now() + 1000);
+    this.cancelExpiryTimer = this.clock.setTimer(() => {
       this.expiryAt = undefined;
-      if (Date.now() < at) return this.armExpiry(at);
+      // Woken early (a timer clamped to setTimeout's limit): wait on.
+      if (this.clock.now() < at) return this.armExpiry(at);
       this.triggered = true;
       this.consider();
     }, ms);
-    this.expiryTimer.unref();
   }
 
   private fire(): void {
-    this.timer = undefined;
+    this.cancelTimer = undefined;
     this.timerAt = undefined;
     if (this.running) {
       // One collection at a time; look again when this one ends.
@@ -156,14 +177,15 @@ export class GcScheduler {
     this.deletions = 0;
     this.mutations = 0;
     try {
-      const result = await this.collector.collect();
+      // Expiries are judged at the scheduler's moment, the one its expiry timers run on.
+      const result = await this.collector.collect({ now: new Date(this.clock.now()) });
       this.collections++;
       this.gcTimeSum += result.durationMs;
       if (this.config.pauseThreshold > 0) {
         const avg = Math.max(this.gcTimeSum / this.collections, 5);
         this.interval = avg / this.config.pauseThreshold - avg;
       }
-      this.lastResult = { ...result, finishedAt: new Date() };
+      this.lastResult = { ...result, finishedAt: new Date(this.clock.now()) };
       for (const w of waiters) w.resolve(result);
       if (result.nextExpiry) this.armExpiry(result.nextExpiry.getTime());
     } catch (err) {

@@ -68,11 +68,12 @@ export class Sweeper {
   /**
    * Deletes `doomed` from the metadata and from `snap`, then the blobs and ingests no record
    * left in `snap` references. With `dryRun` only counts. Runs under the metadata write lock.
+   * The next expiry it reports is the first at or after `now` (the collection's moment).
    */
-  async sweep(snap: MetadataSnapshot, doomed: Unreached[], dryRun: boolean): Promise<SweepResult> {
+  async sweep(snap: MetadataSnapshot, doomed: Unreached[], dryRun: boolean, now = new Date()): Promise<SweepResult> {
     const { removed, sizes } = await this.removeRecords(snap, doomed, dryRun);
     const { backend, bytesFreed } = await this.removeUnreferenced(snap, sizes, dryRun);
-    return { removed, backend, bytesFreed, nextExpiry: nextExpiry(snap) };
+    return { removed, backend, bytesFreed, nextExpiry: nextExpiry(snap, now) };
   }
 
   /** Deletes the records in one batch; returns their counts and the sizes of the blobs among them. */

@@ -121,11 +121,15 @@ export async function detachFromLease(db: MetadataDB, tx: Tx, ctx: OpContext, r:
 }
 
 export class LeaseManager {
-  constructor(private readonly db: MetadataDB) {}
+  constructor(
+    private readonly db: MetadataDB,
+    /** The moment (epoch ms) expiries are counted from: real time, unless a test moves a clock of its own. */
+    private readonly now: () => number = Date.now,
+  ) {}
 
   async create(ctx: OpContext, opts: LeaseCreate = {}): Promise<Lease> {
     const ns = checkNamespace(ctx);
-    const id = opts.id ?? `${Date.now()}-${randomBytes(4).toString('hex')}`;
+    const id = opts.id ?? `${this.now()}-${randomBytes(4).toString('hex')}`;
     validateIdentifier(id, `lease ${JSON.stringify(id)}`);
     const labels = withoutEmpty({ ...opts.labels });
     validateExpiry(labels, `lease ${JSON.stringify(id)}`);
@@ -133,13 +137,13 @@ export class LeaseManager {
       if (!Number.isFinite(opts.expiresIn) || opts.expiresIn < 0) {
         throw invalidArgument(`lease "${id}": expiresIn must be a non-negative number of milliseconds`);
       }
-      labels[expireLabel] = expiryAfter(opts.expiresIn);
+      labels[expireLabel] = expiryAfter(opts.expiresIn, this.now());
     }
     return this.db.update(async (tx) => {
       const key = nsKey(ns, id);
       if (await tx.get(this.db.leases, key)) throw alreadyExists(`lease "${id}": already exists`);
       await ensureNamespace(this.db, tx, ns);
-      const record: LeaseRecord = { createdAt: formatTimestamp(new Date()), labels, resources: emptyResources() };
+      const record: LeaseRecord = { createdAt: formatTimestamp(new Date(this.now())), labels, resources: emptyResources() };
       tx.put(this.db.leases, key, record);
       tx.noteExpiry(labels[expireLabel] ? parseTimestamp(labels[expireLabel]) : undefined);
       return { id, createdAt: parseTimestamp(record.createdAt)!, labels };
