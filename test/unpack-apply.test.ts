@@ -1,5 +1,6 @@
 // Layer application (src/unpack, reference §6.4–6.6): containerd's breakout expectations
-// (TestBreakouts) with a sentinel folder outside the root that must stay unchanged, whiteouts
+// (TestBreakouts) with a sentinel folder outside the root that must stay unchanged, the same
+// against the applier's remembered parent directories (a tree changed within a layer), whiteouts
 // in naive and overlay mode (with a real overlay mount of the result), every entry type and
 // attribute, gzip/zstd/plain sniffing and diffIDs, a file-by-file comparison with GNU tar,
 // parallel applies, and corrupt, truncated and cancelled streams.
@@ -22,7 +23,7 @@ import { applyLayer, type ApplyOptions } from '../src/unpack/apply-layer.js';
 import { decompress } from '../src/unpack/decompress.js';
 import { diffCompression, isLayerType } from '../src/oci/mediatypes.js';
 import { chunksOf, expectCode, seededBytes, sha256, tempDir } from './fixtures/helpers.js';
-import { layer, MediaType, tar, tarHeader, zstdSync, type LayerSpec } from './fixtures/images.js';
+import { layer, MediaType, tar, tarHeader, zstdSync, type Entry, type LayerSpec } from './fixtures/images.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -445,6 +446,274 @@ describe('breakouts: nothing outside the root changes', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// Remembered parents (resolved-dirs.ts): within one layer, make a directory be resolved (an
+// entry inside it), change what its name resolves to, then write through the old name again.
+// Each case is checked three ways: the sentinel outside is unchanged; the tree equals the one
+// the same entries give applied one layer each (a fresh applier per entry, so nothing is
+// remembered: the uncached resolution, containerd's fs.RootPath per entry); and the entries
+// that matter are where containerd's resolution puts them. Cases marked `gnu` (clean names,
+// symlinks that stay inside the root) are also compared with GNU tar.
+
+type Part = LayerSpec | Buffer;
+
+interface CacheCase {
+  name: string;
+  /** Applied first as one layer (naive: into the same root; overlay: the lower). */
+  lower?: (s: Sandbox) => Part[];
+  /** The layer under test, in archive order. */
+  layer: (s: Sandbox) => Part[];
+  overlay?: boolean;
+  /** Also compare with GNU tar (-P: symlinks made as they come, as ours; --recursive-unlink: a directory is replaced, as ours). */
+  gnu?: boolean;
+  check?: (s: Sandbox) => void;
+  /** The apply must fail with invalid_argument matching this (the uncached apply fails at the same entry). */
+  error?: RegExp;
+}
+
+/** A layer's parts in archive order (one argument each, so each spec keeps its own keys' types). */
+const inOrder = (...list: Part[]): Part[] => list;
+
+/** Each entry of `list` as a tar of its own. */
+const oneTarPerEntry = (list: Part[]): Buffer[] =>
+  list.flatMap((p) => (Buffer.isBuffer(p) ? [tarOf(p)] : Object.entries(p).map(([k, v]) => tar({ [k]: v }))));
+
+const directory = (mode = 0o755): Entry => ({ type: 'dir', mode });
+const symlinkTo = (target: string): Entry => ({ type: 'symlink', target });
+const hardlinkTo = (target: string): Entry => ({ type: 'hardlink', target });
+/** A raw header with the name exactly as given (the spec builder would drop leading `../`). */
+const rawEntry = (name: string, typeflag: '0' | '5'): Buffer => tarHeader({ name, mode: typeflag === '5' ? 0o755 : 0o644, size: 0, typeflag });
+
+/** A file's content, read only through real directories of `root` (never a symlink on the host). */
+function readInRoot(s: Sandbox, rel: string): string {
+  let p = s.root;
+  for (const part of rel.split('/').slice(0, -1)) {
+    p = join(p, part);
+    assert.ok(lstatSync(p).isDirectory(), `${p} is a real directory`);
+  }
+  return readFileSync(join(p, posix.basename(rel)), 'utf8');
+}
+
+const isSymlinkIn = (s: Sandbox, rel: string): boolean => lstatSync(s.inRoot(rel), { throwIfNoEntry: false })?.isSymbolicLink() ?? false;
+
+const outRel = (s: Sandbox): string => s.out.slice(1);
+
+const cacheCases: CacheCase[] = [
+  {
+    name: 'a directory replaced by a file, then by an absolute symlink out, then written through',
+    layer: (s) => inOrder({ 'a/': directory(), 'a/x': 'x' }, { a: 'file' }, { a: symlinkTo(s.out) }, { 'a/pwned': 'p' }),
+    check: (s) => {
+      assert.ok(isSymlinkIn(s, 'a'));
+      assert.equal(readInRoot(s, `${outRel(s)}/pwned`), 'p');
+    },
+  },
+  {
+    name: 'a directory replaced at once by a relative symlink climbing out',
+    layer: (s) => inOrder({ 'a/': directory(), 'a/x': 'x', a: symlinkTo(`${s.up}${outRel(s)}`), 'a/pwned': 'p' }),
+    check: (s) => assert.equal(readInRoot(s, `${outRel(s)}/pwned`), 'p'),
+  },
+  {
+    name: 'a whiteout removes an ancestor of a remembered directory; a symlink out takes its name',
+    layer: (s) => inOrder({ 'a/': directory(), 'a/b/': directory(), 'a/b/x': 'x', '.wh.a': '', a: symlinkTo(s.out), 'a/b/pwned': 'p' }),
+    check: (s) => {
+      assert.ok(isSymlinkIn(s, 'a'));
+      assert.equal(readInRoot(s, `${outRel(s)}/b/pwned`), 'p');
+    },
+  },
+  {
+    name: 'an opaque marker removes a remembered directory (made by mkparent); a symlink out takes its name',
+    layer: (s) => inOrder({ 'p/a/x': 'x', 'p/.wh..wh..opq': '', 'p/a': symlinkTo(s.out), 'p/a/pwned': 'p' }),
+    check: (s) => {
+      assert.deepEqual(readdirSync(s.inRoot('p')), ['a']);
+      assert.ok(isSymlinkIn(s, 'p/a'));
+      assert.equal(readInRoot(s, `${outRel(s)}/pwned`), 'p');
+    },
+  },
+  {
+    name: 'a symlink written at a missing name a remembered resolution passed (l -> missing/../d, then missing -> OUT/etc)',
+    // The kernel would take l/g to OUT/d/g; re-rooted it is <root>/OUT/d/g.
+    layer: (s) => inOrder({ 'd/': directory(), l: symlinkTo('missing/../d'), 'l/f': 'f', missing: symlinkTo(s.etc), 'l/g': 'g' }),
+    check: (s) => {
+      assert.equal(readInRoot(s, 'd/f'), 'f');
+      assert.equal(readInRoot(s, `${outRel(s)}/d/g`), 'g');
+      assert.ok(!existsSync(s.inRoot('d/g')));
+    },
+  },
+  {
+    name: 'a symlink written at a missing name a remembered resolution passed, staying inside',
+    // Not for GNU tar: the kernel does not pass a missing name with `..` (l/f is ENOENT there).
+    layer: () => inOrder({ 'd/': directory(), 'sub/': directory(), 'sub/deeper/': directory(), 'sub/d/': directory(), l: symlinkTo('missing/../d'), 'l/f': 'f', missing: symlinkTo('sub/deeper'), 'l/g': 'g' }),
+    check: (s) => {
+      assert.equal(readInRoot(s, 'd/f'), 'f');
+      assert.equal(readInRoot(s, 'sub/d/g'), 'g');
+    },
+  },
+  {
+    name: 'a hardlink to a symlink made at a missing name a remembered resolution passed, staying inside',
+    // m becomes a symlink (a hardlink links the symlink itself), so l -> m/../d now means e/d.
+    layer: () => inOrder({ 'd/': directory(), 'e/': directory(), 'e/sub/': directory(), 'e/d/': directory(), s: symlinkTo('e/sub'), l: symlinkTo('m/../d'), 'l/f': 'f', m: hardlinkTo('s'), 'l/g': 'g' }),
+    check: (s) => {
+      assert.ok(isSymlinkIn(s, 'm'));
+      assert.equal(readInRoot(s, 'd/f'), 'f');
+      assert.equal(readInRoot(s, 'e/d/g'), 'g');
+    },
+  },
+  {
+    name: 'a hardlink to an absolute symlink out made at a missing name a remembered resolution passed',
+    // The kernel would take l/g to OUT/d/g; re-rooted it is <root>/OUT/d/g.
+    layer: (s) => inOrder({ 'd/': directory(), s: symlinkTo(s.etc), l: symlinkTo('m/../d'), 'l/f': 'f', m: hardlinkTo('s'), 'l/g': 'g' }),
+    check: (s) => {
+      assert.equal(readInRoot(s, 'd/f'), 'f');
+      assert.equal(readInRoot(s, `${outRel(s)}/d/g`), 'g');
+    },
+  },
+  {
+    name: 'the last symlink of a chain replaced by one out',
+    layer: (s) => inOrder({ 'd/': directory(), l1: symlinkTo('l2'), l2: symlinkTo('./l3'), l3: symlinkTo('d'), 'l1/f': 'f' }, { l3: symlinkTo(s.out) }, { 'l1/g': 'g' }),
+    check: (s) => {
+      assert.equal(readInRoot(s, 'd/f'), 'f');
+      assert.equal(readInRoot(s, `${outRel(s)}/g`), 'g');
+    },
+  },
+  {
+    name: 'the last symlink of a chain replaced by one to another directory inside',
+    gnu: true,
+    layer: () => inOrder({ 'd/': directory(), 'e/': directory(), l1: symlinkTo('l2'), l2: symlinkTo('./l3'), l3: symlinkTo('d'), 'l1/f': 'f' }, { l3: symlinkTo('e') }, { 'l1/g': 'g' }),
+    check: (s) => {
+      assert.equal(readInRoot(s, 'd/f'), 'f');
+      assert.equal(readInRoot(s, 'e/g'), 'g');
+    },
+  },
+  {
+    name: 'a middle directory of a deep remembered path replaced by a relative symlink out',
+    layer: (s) => inOrder({ 'x/y/z/w/': directory(), 'x/y/z/w/f': 'f' }, { 'x/y': symlinkTo(`../${s.up}${outRel(s)}`) }, { 'x/y/z/w/pwned': 'p' }),
+    check: (s) => {
+      assert.ok(isSymlinkIn(s, 'x/y'));
+      assert.equal(readInRoot(s, `${outRel(s)}/z/w/pwned`), 'p');
+    },
+  },
+  {
+    name: '../-leading names share the directory they name with the clean name',
+    layer: (s) => inOrder(rawEntry('../a/', '5'), rawEntry('../a/x', '0'), { 'a/y': 'y' }, { a: symlinkTo(s.out) }, rawEntry('../a/pwned', '0'), rawEntry('../../a/pwned2', '0')),
+    check: (s) => {
+      assert.ok(isSymlinkIn(s, 'a'));
+      assert.equal(readInRoot(s, `${outRel(s)}/pwned`), '');
+      assert.equal(readInRoot(s, `${outRel(s)}/pwned2`), '');
+    },
+  },
+  {
+    name: 'a directory made by mkparent replaced by a symlink out',
+    layer: (s) => inOrder({ 'a/b/x': 'x', a: symlinkTo(s.out), 'a/b/y': 'y' }),
+    check: (s) => assert.equal(readInRoot(s, `${outRel(s)}/b/y`), 'y'),
+  },
+  {
+    name: 'a directory replaced by a file and back, keeping only what came after',
+    gnu: true,
+    layer: () => inOrder({ 'a/': directory(), 'a/x': 'x' }, { a: 'file' }, { 'a/': directory(0o711), 'a/y': 'y' }),
+    check: (s) => {
+      assert.deepEqual(readdirSync(s.inRoot('a')), ['y']);
+      assert.equal(lstatSync(s.inRoot('a')).mode & 0o7777, 0o711);
+    },
+  },
+  {
+    name: 'a directory replaced by a hardlink to a symlink out',
+    layer: (s) => inOrder({ 'a/': directory(), 'a/x': 'x', s: symlinkTo(s.out) }, { a: hardlinkTo('s') }, { 'a/pwned': 'p' }),
+    check: (s) => {
+      sameFile(s, 'a', 's');
+      assert.equal(readInRoot(s, `${outRel(s)}/pwned`), 'p');
+    },
+  },
+  {
+    name: 'a directory replaced by a hardlink to a file: writing through it is not a directory',
+    layer: () => inOrder({ 'a/': directory(), 'a/x': 'x', t: 't' }, { a: hardlinkTo('t') }, { 'a/y': 'y' }),
+    error: /layer entry "a\/y": .*not a directory/,
+  },
+  {
+    name: 'a symlink written elsewhere leaves a resolution through another symlink right',
+    layer: (s) => inOrder({ 'd/': directory(), l: symlinkTo('d'), 'l/f': 'f', other: symlinkTo(s.out), 'l/g': 'g' }),
+    check: (s) => assert.deepEqual(readdirSync(s.inRoot('d')).sort(), ['f', 'g']),
+  },
+  {
+    name: 'two layers: what the lower made is replaced by symlinks out in the upper, then written through',
+    lower: () => inOrder({ 'a/': directory(), 'a/x': 'x', 'd/': directory(), l: symlinkTo('m/../d') }),
+    layer: (s) => inOrder({ 'a/y': 'y', 'l/f': 'f' }, { a: symlinkTo(s.out), m: symlinkTo(s.etc) }, { 'a/pwned': 'p', 'l/g': 'g' }),
+    check: (s) => {
+      assert.equal(readInRoot(s, 'd/f'), 'f');
+      assert.equal(readInRoot(s, `${outRel(s)}/pwned`), 'p');
+      assert.equal(readInRoot(s, `${outRel(s)}/d/g`), 'g');
+    },
+  },
+  {
+    name: 'overlay, one layer: a directory replaced by a symlink out, then written through',
+    overlay: true,
+    layer: (s) => inOrder({ 'a/': directory(), 'a/x': 'x', a: symlinkTo(s.out), 'a/pwned': 'p' }),
+    check: (s) => assert.equal(readInRoot(s, `${outRel(s)}/pwned`), 'p'),
+  },
+  {
+    name: 'overlay, two layers: a symlink out in the lower is not followed; one in the upper is re-rooted',
+    overlay: true,
+    lower: (s) => inOrder({ a: symlinkTo(s.out), 'd/': directory(), l: symlinkTo('m/../d') }),
+    layer: (s) => inOrder({ 'a/x': 'x', 'l/f': 'f' }, { a: symlinkTo(s.out), m: symlinkTo(s.etc) }, { 'a/pwned': 'p', 'l/g': 'g' }),
+    check: (s) => {
+      // The upper resolves in itself only (containerd): l is missing there, so l/f made a directory l.
+      assert.equal(readInRoot(s, 'l/f'), 'f');
+      assert.equal(readInRoot(s, 'l/g'), 'g');
+      assert.equal(readInRoot(s, `${outRel(s)}/pwned`), 'p');
+    },
+  },
+];
+
+describe('remembered parents: a change under a resolved directory is seen by the next entry', () => {
+  for (const c of cacheCases) {
+    test(c.name, async (t) => {
+      const s = await sandbox(t);
+      const before = snapshot(s.out, { dirTimes: true });
+      const uncached = join(s.root, '..', 'uncached');
+      const lowerDir = join(s.root, '..', 'lower');
+      mkdirSync(uncached);
+      mkdirSync(lowerDir);
+      const opts: Partial<ApplyOptions> = c.overlay ? { overlay: { lowers: [lowerDir] } } : {};
+      if (c.lower) {
+        const lowerTar = tarOf(...c.lower(s));
+        if (c.overlay) await applyTar(lowerDir, lowerTar, { overlay: { lowers: [] } });
+        else for (const r of [s.root, uncached]) await applyTar(r, lowerTar);
+      }
+      const layerParts = c.layer(s);
+      const data = tarOf(...layerParts);
+
+      // The uncached reference: one entry per apply; with an error case, up to the failing entry.
+      let uncachedError: unknown;
+      for (const one of oneTarPerEntry(layerParts)) {
+        try {
+          await applyTar(uncached, one, opts);
+        } catch (err) {
+          uncachedError = err;
+          break;
+        }
+      }
+      if (c.error) {
+        await expectCode(applyTar(s.root, data, opts), 'invalid_argument', c.name, c.error);
+        assert.match((uncachedError as Error)?.message ?? '', c.error, 'the uncached apply fails at the same entry');
+      } else {
+        assert.equal(uncachedError, undefined, 'the uncached apply succeeds');
+        assert.equal((await applyTar(s.root, data, opts)).diffId, sha256(data));
+      }
+      assert.deepEqual(snapshot(s.out, { dirTimes: true }), before, 'the sentinel outside the root is unchanged');
+      c.check?.(s);
+      assert.deepEqual(snapshot(s.root), snapshot(uncached), 'the same tree as with nothing remembered');
+
+      if (c.gnu) {
+        const gnu = join(s.root, '..', 'gnu');
+        const file = join(s.root, '..', 'layer.tar');
+        mkdirSync(gnu);
+        writeFileSync(file, data);
+        execFileSync('tar', ['-xpf', file, '-P', '--recursive-unlink', '--xattrs', '--xattrs-include=*', '--numeric-owner', '-C', gnu], { stdio: ['ignore', 'ignore', 'pipe'] });
+        assert.deepEqual(snapshot(s.root), snapshot(gnu), 'the same tree as GNU tar');
+      }
+    });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
 // Whiteouts
 
 const lower: LayerSpec = {
@@ -469,6 +738,16 @@ const upper: LayerSpec = {
 };
 
 describe('whiteouts', () => {
+  test('overlay: a whiteout of an entry the same layer wrote is the layer\'s conflict (invalid_argument naming it), as containerd fails it', async (t) => {
+    const root = await tempDir(t, 'berth-wh-own-');
+    await expectCode(
+      applyTar(root, tar({ 'a/': { type: 'dir' }, 'a/x': 'x', '.wh.a': '' }), { overlay: { lowers: [] } }),
+      'invalid_argument',
+      'whiteout of its own entry',
+      /layer entry "\.wh\.a": .*File exists/,
+    );
+  });
+
   test('naive: two layers in one directory; .wh. removes, the opaque marker empties, nothing of the markers is written', async (t) => {
     const root = await tempDir(t, 'berth-unpack-wh-');
     await applyTar(root, tar(lower));

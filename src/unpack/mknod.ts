@@ -12,6 +12,9 @@ export function mknod(path: string, kind: NodeKind, major = 0, minor = 0): void 
     execFileSync('mknod', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
     const stderr = String((err as { stderr?: Buffer }).stderr ?? '').trim();
-    throw new Error(stderr || `mknod ${args.join(' ')}: ${(err as Error).message}`, { cause: err });
+    const failure = new Error(stderr || `mknod ${args.join(' ')}: ${(err as Error).message}`, { cause: err });
+    // The CLI reports no errno; "File exists" is the one the applier must tell apart (the layer's
+    // own conflict, e.g. an overlay whiteout of an entry the same layer wrote).
+    throw stderr.endsWith('File exists') ? Object.assign(failure, { code: 'EEXIST' }) : failure;
   }
 }
