@@ -19,7 +19,9 @@ export function registerServe(program: Command): void {
         'Any other address than loopback or a unix socket needs a token (--auth-token-file): without one berth\n' +
         'refuses to start, unless --insecure-listen says so deliberately. A unix socket is mode 0660, its group\n' +
         'socket_group (configuration file) when set. Clients send the token with BERTH_TOKEN or --token-file.\n' +
-        'With --registry-address, also serves the OCI distribution pull API there (and nothing else).',
+        'With --registry-address, also serves the OCI distribution pull API there (and nothing else).\n' +
+        'With OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) in the environment, sends its spans\n' +
+        'over OTLP/HTTP (service.name berth; the other OTEL_* variables as README "Traces" lists them).',
     )
     .action(async (_opts: unknown, cmd: Command) => {
       // --address is the program's global option (clients use it too), hence optsWithGlobals.

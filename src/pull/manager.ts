@@ -11,6 +11,7 @@
 // pulls are pruned by age and count.
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import { context, isSpanContextValid, trace } from '@opentelemetry/api';
 import { BerthError, errorCode } from '../../store/errors.js';
 import type { EventBus } from '../events/bus.js';
 import type { MetadataContentStore } from '../metadata/content.js';
@@ -454,7 +455,11 @@ export class PullManager {
       const { ref, matcher } = this.plan(pull.request);
       // A resumed pull's lease may be gone (expired, or released by a later pull of the image).
       if (opts.resumed) await this.ensureLease(pull, ref);
-      await withSpan('pull', { 'berth.ref': ref.toString(), 'berth.pull': pull.id }, async () => {
+      // A pull is a trace of its own: it runs on long after the request that started it was
+      // answered (202), and a resumed one has no request. That request's span is linked from it.
+      const requestSpan = trace.getSpanContext(context.active());
+      await context.with(trace.deleteSpan(context.active()), () => withSpan('pull', { 'berth.ref': ref.toString(), 'berth.pull': pull.id }, async (span) => {
+        if (requestSpan && isSpanContextValid(requestSpan)) span.addLink({ context: requestSpan });
         pull.emit('resolving', { ref: ref.toString() });
         const target = await withSpan('pull.resolve', { 'berth.ref': ref.toString() }, () => this.resolve(ref, signal));
         pull.emit('resolved', { digest: target.digest, mediaType: target.mediaType, size: target.size });
@@ -465,7 +470,7 @@ export class PullManager {
         const name = ref.toString();
         await withSpan('pull.commit', { 'berth.image': name }, () => this.record(ctx, name, target));
         pull.image = name;
-      });
+      }));
       // The image holds everything now: this pull's lease can go, and so can those of earlier
       // failed or cancelled pulls of the same image (their partial blobs are committed now).
       await this.releaseLeases(pull, ref);
