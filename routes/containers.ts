@@ -1,15 +1,19 @@
 // Containers (metadata records) and their tasks (the process, through runc): create from an
 // image, list, read, relabel, delete; a container's task is created and started, read, signalled,
-// waited for, its output read (or followed), and deleted.
+// waited for, its output read (or followed), and deleted; started attached and exec'd into over
+// a WebSocket (exec.ts).
 import type { FastifyPluginAsync } from 'fastify';
 import { routeSchema } from '../src/openapi.js';
 import type { ContainerService } from '../src/services/containers.js';
 import type { TaskService } from '../src/services/tasks.js';
 import { opContext } from './context.js';
+import { execRoutes } from './exec.js';
 import type { Route } from './route-types.js';
 import { containerView, exitView, taskView } from './views.js';
 
 export const containerRoutes: FastifyPluginAsync<{ containers: ContainerService; tasks: TaskService }> = async (app, { containers, tasks }) => {
+  await app.register(execRoutes, { tasks });
+
   app.get<Route<'/v1/containers', 'get'>>(
     '/v1/containers',
     { schema: routeSchema('get', '/v1/containers') },

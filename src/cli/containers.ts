@@ -5,31 +5,39 @@ import { ApiError, BerthClient, seg } from '../client/http.js';
 import type { Container, ContainerCreate, ContainerList, ExitStatus, PluginList, SnapshotUpdate, Task, TaskKill, TaskList } from '../client/types.js';
 import { parseDockerRef } from '../remotes/reference.js';
 import { collect, labelPatch } from './args.js';
+import { attachProcess } from './exec.js';
 import { listVerb } from './list.js';
 import { pullImage } from './pulls.js';
 import { age, formatLabels, printJson } from './table.js';
 
-/** Options of `berth` itself and of `berth run` that take a value. */
+/** Options of `berth` itself that take a value. */
 const globalValued = new Set(['-a', '--address', '-n', '--namespace', '--lease', '--token-file']);
-const runValued = new Set(['--env', '--cwd', '--user', '--snapshotter', '--label']);
+
+/** Commands whose process's args follow their operands: the options that take a value, the operands before the args. */
+const commandLines: Record<string, { valued: Set<string>; operands: number }> = {
+  run: { valued: new Set(['--env', '--cwd', '--user', '--snapshotter', '--label']), operands: 2 },
+  exec: { valued: new Set(['--env', '--cwd']), operands: 1 },
+};
 
 /**
- * `berth [global options] run [run options] IMAGE ID ARGS...`: everything after ID belongs to
- * the container, options included, so a `--` is put before it for commander.
+ * `berth [global options] run [run options] IMAGE ID ARGS...` (and `exec [options] CONTAINER
+ * ARGS...`): everything after ID belongs to the container, options included, so a `--` is put
+ * before it for commander.
  */
 export function separateRunArgs(argv: string[]): string[] {
   let i = 2;
   while (i < argv.length && argv[i].startsWith('-') && argv[i] !== '--') i += globalValued.has(argv[i]) ? 2 : 1;
-  if (argv[i] !== 'run') return argv;
+  const line = commandLines[argv[i]];
+  if (!line) return argv;
   let operands = 0;
   for (let j = i + 1; j < argv.length; j++) {
     const a = argv[j];
     if (a === '--') return argv;
     if (a.startsWith('-') && a.length > 1) {
-      if (runValued.has(a)) j++;
+      if (line.valued.has(a)) j++;
       continue;
     }
-    if (++operands === 2) return [...argv.slice(0, j + 1), '--', ...argv.slice(j + 1)];
+    if (++operands === line.operands) return [...argv.slice(0, j + 1), '--', ...argv.slice(j + 1)];
   }
   return argv;
 }
@@ -73,6 +81,38 @@ async function requireRuntime(c: BerthClient): Promise<void> {
   throw new Error(`cannot run containers: the server has no runtime (${why || 'io.berth.runtime.v1 is not loaded'}; see berth plugins ls)`);
 }
 
+/** Runs `work` with Ctrl-C (and SIGTERM) sending SIGTERM to the container's task, twice SIGKILL. */
+async function forwardingSignals<T>(c: BerthClient, id: string, work: () => Promise<T>): Promise<T> {
+  let signals = 0;
+  const forward = () => {
+    void c.json('POST', `/v1/containers/${seg(id)}/task/kill`, { json: { signal: ++signals > 1 ? 'SIGKILL' : 'SIGTERM' } satisfies TaskKill }).catch(() => {});
+  };
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  try {
+    return await work();
+  } finally {
+    process.off('SIGINT', forward);
+    process.off('SIGTERM', forward);
+  }
+}
+
+/** Starts the task, streams its logs until it exits; answers its exit code. */
+async function runDetached(c: BerthClient, id: string): Promise<number> {
+  const task = `/v1/containers/${seg(id)}/task`;
+  await c.json<Task>('POST', task);
+  return forwardingSignals(c, id, async () => {
+    await Promise.all([pipeLogs(c, id, 'stdout', process.stdout), pipeLogs(c, id, 'stderr', process.stderr)]);
+    return (await c.json<ExitStatus>('GET', `${task}/wait`, { bodyTimeout: 0 })).exitCode;
+  });
+}
+
+/** Starts the task attached; with a raw terminal Ctrl-C is a key for the container, else it signals the task. */
+async function runAttached(c: BerthClient, id: string, flags: { tty: boolean; stdin: boolean }): Promise<number> {
+  const attach = () => attachProcess(c, `/v1/containers/${seg(id)}/task/attach`, {}, flags);
+  return flags.tty && flags.stdin && process.stdin.isTTY ? attach() : forwardingSignals(c, id, attach);
+}
+
 export function registerContainers(program: Command, client: () => BerthClient): void {
   program
     .command('run <image> <id> [args...]')
@@ -83,18 +123,22 @@ export function registerContainers(program: Command, client: () => BerthClient):
     .option('--user <user>', 'user to run as: uid, name, uid:gid or name:group (default: the image\'s)')
     .option('--snapshotter <name>', 'snapshotter for the root file system (default: the server\'s)')
     .option('--label <k=v>', 'label the container (repeatable)', collect)
+    .option('-t, --tty', 'give the container a terminal (the local one goes raw; its size follows this one)')
+    .option('-i, --interactive', 'forward stdin to the container')
     .addHelpText(
       'after',
       '\nEverything after ID goes to the container untouched, options included:' +
         '\n  berth run --rm IMAGE ID sh -c \'exit 7\'   runs sh -c \'exit 7\' and exits with 7.' +
-        '\nWithout ARGS the image\'s Cmd runs. Ctrl-C sends SIGTERM to the container (twice: SIGKILL).',
+        '\n  berth run -t -i --rm IMAGE ID sh         an interactive shell.' +
+        '\nWithout ARGS the image\'s Cmd runs. Ctrl-C sends SIGTERM to the container (twice: SIGKILL);' +
+        '\nwith -t -i on a terminal it is a key typed into the container\'s terminal.',
     )
     .action(
       async (
         image: string,
         id: string,
         args: string[],
-        opts: { rm?: boolean; env?: string[]; cwd?: string; user?: string; snapshotter?: string; label?: string[] },
+        opts: { rm?: boolean; env?: string[]; cwd?: string; user?: string; snapshotter?: string; label?: string[]; tty?: boolean; interactive?: boolean },
       ) => {
         const c = client();
         // Nothing is pulled or unpacked for a container that cannot run.
@@ -114,26 +158,16 @@ export function registerContainers(program: Command, client: () => BerthClient):
             cwd: opts.cwd || undefined,
             user: opts.user || undefined,
             snapshotter: opts.snapshotter || undefined,
+            tty: opts.tty || undefined,
             labels: opts.label ? Object.fromEntries(opts.label.map((l) => [l.split('=')[0], l.slice(l.indexOf('=') + 1)])) : undefined,
           } satisfies ContainerCreate,
         });
         const task = `/v1/containers/${seg(id)}/task`;
-        let exit: ExitStatus | undefined;
+        let exitCode: number;
         try {
-          await c.json<Task>('POST', task);
-          let signals = 0;
-          const forward = () => {
-            void c.json('POST', `${task}/kill`, { json: { signal: ++signals > 1 ? 'SIGKILL' : 'SIGTERM' } satisfies TaskKill }).catch(() => {});
-          };
-          process.on('SIGINT', forward);
-          process.on('SIGTERM', forward);
-          try {
-            await Promise.all([pipeLogs(c, id, 'stdout', process.stdout), pipeLogs(c, id, 'stderr', process.stderr)]);
-            exit = await c.json<ExitStatus>('GET', `${task}/wait`, { bodyTimeout: 0 });
-          } finally {
-            process.off('SIGINT', forward);
-            process.off('SIGTERM', forward);
-          }
+          // -t/-i: started attached, its terminal (or stdin) on this process from its first byte.
+          exitCode =
+            opts.tty || opts.interactive ? await runAttached(c, id, { tty: opts.tty === true, stdin: opts.interactive === true }) : await runDetached(c, id);
         } finally {
           if (opts.rm) {
             await c.json('DELETE', task).catch((err) => {
@@ -142,7 +176,7 @@ export function registerContainers(program: Command, client: () => BerthClient):
             await c.json('DELETE', `/v1/containers/${seg(id)}`);
           }
         }
-        process.exitCode = exit.exitCode;
+        process.exitCode = exitCode;
       },
     );
 

@@ -16,6 +16,19 @@ export class ApiError extends Error {
   }
 }
 
+/** The ApiError of an error answer: the server's `{error: {code, message}}`, or its text. */
+export function apiErrorOf(status: number, text: string): ApiError {
+  let code = 'internal';
+  let message = text || `HTTP ${status}`;
+  try {
+    const parsed = JSON.parse(text) as Partial<ErrorBody>;
+    if (parsed.error) ({ code, message } = parsed.error);
+  } catch {
+    // not JSON: keep the text
+  }
+  return new ApiError(status, code, message);
+}
+
 export interface RequestOptions {
   query?: Record<string, string | string[] | undefined>;
   headers?: Record<string, string>;
@@ -136,18 +149,7 @@ export class BerthClient {
     if (bodyTimeout > 0) {
       res.setTimeout(bodyTimeout, () => res.destroy(new Error(`no data from berth at ${this.address} for ${bodyTimeout / 1000} s`)));
     }
-    if (res.statusCode! >= 400) {
-      const text = (await readAll(res)).toString('utf8');
-      let code = 'internal';
-      let message = text || `HTTP ${res.statusCode}`;
-      try {
-        const parsed = JSON.parse(text) as Partial<ErrorBody>;
-        if (parsed.error) ({ code, message } = parsed.error);
-      } catch {
-        // not JSON: keep the text
-      }
-      throw new ApiError(res.statusCode!, code, message);
-    }
+    if (res.statusCode! >= 400) throw apiErrorOf(res.statusCode!, (await readAll(res)).toString('utf8'));
     return { statusCode: res.statusCode!, headers: res.headers, body: withReaders(res) };
   }
 

@@ -4,8 +4,9 @@
 //
 // `create` does not run runc itself but starts a shim (shim.ts) that runs `runc create` and
 // then stays as the parent of the container's init, so the exit code lands in `<bundle>/exit`
-// whether or not berth is running when the container ends. Everything else (start, state,
-// kill, delete, list) is a plain runc invocation from berth.
+// whether or not berth is running when the container ends; `exec` likewise runs `runc exec
+// --detach` under a shim of its own, for another process in the container. Everything else
+// (start, state, kill, delete, list) is a plain runc invocation from berth.
 import { execFile } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -14,7 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 import { BerthError, failedPrecondition, invalidArgument, isMissingFile, notFound, type ErrorCode } from '../../store/errors.js';
-import { startShim } from './shim.js';
+import { startShim, type ShimPipes, type ShimResult, type ShimStdio } from './shim.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -32,17 +33,35 @@ export interface RuncState {
   annotations?: Record<string, string>;
 }
 
-/** A file path (opened for append, created 0640) or an open file descriptor. */
-export type Output = string | number;
+/** A file path (opened for append, created 0640), an open file descriptor, or a pipe to berth. */
+export type Output = string | number | 'pipe';
 
 export interface CreateOptions {
   bundle: string;
   /** Default `<bundle>/init.pid`. */
   pidFile?: string;
-  /** The container's stdout and stderr: files, never pipes, so the container outlives berth. */
+  /**
+   * The container's stdout and stderr: files, so that the container outlives berth; pipes only
+   * for an attached process. With a terminal (the spec's process.terminal) they carry nothing.
+   */
   stdout: Output;
   stderr: Output;
+  /** A pipe from berth (an interactive process); default none (/dev/null). */
+  stdin?: 'pipe';
+  /** Where runc sends the terminal's master (a console relay listens there: console.ts). */
+  consoleSocket?: string;
   noPivot?: boolean;
+}
+
+export interface ExecOptions {
+  /** The exec process's folder: its pid, exit, shim.pid and log.json files. */
+  dir: string;
+  /** The process as the spec's `process` (args, env, cwd, user, terminal, consoleSize). */
+  processFile: string;
+  stdin?: 'pipe';
+  stdout: Output;
+  stderr: Output;
+  consoleSocket?: string;
 }
 
 export interface Created {
@@ -50,6 +69,8 @@ export interface Created {
   pid: number;
   /** The shim that waits for it and writes the exit file. */
   shimPid: number;
+  /** berth's ends of the pipes asked for. */
+  pipes: ShimPipes;
 }
 
 /** The files of a bundle runc and the shim write (containerd's names where it has them). */
@@ -80,33 +101,55 @@ export class Runc {
     const pidFile = opts.pidFile ?? join(opts.bundle, bundleFiles.pid);
     const logFile = join(opts.bundle, bundleFiles.log);
     const args = [...this.global(logFile), 'create', '--bundle', opts.bundle, '--pid-file', pidFile];
+    if (opts.consoleSocket) args.push('--console-socket', opts.consoleSocket);
     if (opts.noPivot) args.push('--no-pivot');
     args.push(id);
+    const result = await this.underShim(args, opts.bundle, pidFile, opts);
+    if (result.created) return { pid: result.pid, shimPid: result.shimPid, pipes: result.pipes };
+    const msg = (await lastLoggedError(logFile)) ?? `runc create exited with status ${result.runcExit}`;
+    throw new BerthError(createErrorCode(msg), `OCI runtime create failed: ${msg} (container ${id})`);
+  }
+
+  /**
+   * `runc exec --detach` of another process in container `id`, under a shim of its own (its exit
+   * status lands in `<dir>/exit`); resolves once the process runs.
+   */
+  async exec(id: string, opts: ExecOptions): Promise<Created> {
+    const pidFile = join(opts.dir, bundleFiles.pid);
+    const logFile = join(opts.dir, bundleFiles.log);
+    const args = [...this.global(logFile), 'exec', '--detach', '--pid-file', pidFile, '--process', opts.processFile];
+    if (opts.consoleSocket) args.push('--console-socket', opts.consoleSocket);
+    args.push(id);
+    const result = await this.underShim(args, opts.dir, pidFile, opts);
+    if (result.created) return { pid: result.pid, shimPid: result.shimPid, pipes: result.pipes };
+    const msg = (await lastLoggedError(logFile)) ?? `runc exec exited with status ${result.runcExit}`;
+    throw new BerthError(execErrorCode(msg), `OCI runtime exec failed: ${msg} (container ${id})`);
+  }
+
+  /** Runs runc `args` under a shim whose files live in `dir`. */
+  private async underShim(args: string[], dir: string, pidFile: string, io: { stdin?: 'pipe'; stdout: Output; stderr: Output }): Promise<ShimResult> {
     const opened: number[] = [];
-    const fdOf = (out: Output): number => {
-      if (typeof out === 'number') return out;
+    const stdioOf = (out: Output): ShimStdio => {
+      if (typeof out === 'number' || out === 'pipe') return out;
       const fd = openSync(out, 'a', 0o640);
       opened.push(fd);
       return fd;
     };
-    let result;
     try {
-      result = await startShim({
+      return await startShim({
         runc: this.binary,
-        createArgs: args,
-        shimPidFile: join(opts.bundle, bundleFiles.shimPid),
+        runcArgs: args,
+        shimPidFile: join(dir, bundleFiles.shimPid),
         pidFile,
-        exitFile: join(opts.bundle, bundleFiles.exit),
-        stdout: fdOf(opts.stdout),
-        stderr: fdOf(opts.stderr),
+        exitFile: join(dir, bundleFiles.exit),
+        stdin: io.stdin,
+        stdout: stdioOf(io.stdout),
+        stderr: stdioOf(io.stderr),
         env: this.env,
       });
     } finally {
       for (const fd of opened) closeSync(fd);
     }
-    if (result.created) return { pid: result.pid, shimPid: result.shimPid };
-    const msg = (await lastLoggedError(logFile)) ?? `runc create exited with status ${result.runcExit}`;
-    throw new BerthError(createErrorCode(msg), `OCI runtime create failed: ${msg} (container ${id})`);
   }
 
   async start(id: string): Promise<void> {
@@ -202,9 +245,13 @@ function createErrorCode(msg: string): ErrorCode {
     return 'invalid_argument';
   }
   if (/args must not be empty/.test(msg)) return 'invalid_argument';
-  // A terminal (withTty) needs a console socket to receive the pty: not supported yet.
-  if (/console socket/.test(msg)) return 'not_implemented';
   return 'internal';
+}
+
+/** As create, and a container that is not running (any more) is the caller's precondition. */
+function execErrorCode(msg: string): ErrorCode {
+  if (/cannot exec in a (stopped|paused|created) (container|state)|container .*not running|does not exist/.test(msg)) return 'failed_precondition';
+  return createErrorCode(msg);
 }
 
 function signalNumber(signal: number | string): number {

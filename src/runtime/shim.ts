@@ -12,10 +12,12 @@
 //
 // Protocol. berth spawns `perl -e SHIM <prctl-nr> <shim-pid-file> <pid-file> <exit-file> <runc>
 // <create args…>` in a new session (setsid), stdin /dev/null, stdout/stderr the container's log
-// files (runc create hands its own stdio to the container), and fd 3 a pipe back to berth. It:
+// files (runc create hands its own stdio to the container; an interactive process without a
+// terminal gets pipes to berth instead, `runc exec --detach` alike), and fd 3 a pipe back to
+// berth. It:
 //   0. writes its pid to <shim-pid-file>;
 //   1. prctl(PR_SET_CHILD_SUBREAPER), so the orphaned container init becomes its child;
-//   2. runs `runc create …` and waits for it; on failure reports `exit <status>` and ends;
+//   2. runs `runc create …` (or `runc exec --detach …`) and waits for it; on failure reports `exit <status>` and ends;
 //   3. reports `created <pid>` (pid from runc's pid file) and closes fd 3 — from here on it
 //      needs nothing from berth (SIGPIPE ignored), so it outlives a berth restart;
 //   4. waits for the init (started later by berth's `runc start`, or killed by `runc delete`)
@@ -25,7 +27,7 @@
 // Cost: ~6 ms per create over a bare `runc create` (medians of 60 runs: 55 → 61 ms) and one
 // small perl process (~5 MB) per container while it lives.
 import { spawn } from 'node:child_process';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 
 import { failedPrecondition } from '../../store/errors.js';
 
@@ -71,22 +73,40 @@ const prctlSyscall: Partial<Record<NodeJS.Architecture, number>> = {
   ppc64: 171,
 };
 
+/** A stdio of the shim, passed on by runc to the process: an open descriptor, a pipe to berth, or nothing. */
+export type ShimStdio = number | 'pipe' | 'ignore';
+
 export interface ShimOptions {
-  /** The runc binary and the full `create` command line after it (global flags included). */
+  /**
+   * The runc binary and the full command line after it (global flags included): `create` for a
+   * task's init, `exec --detach` for another process — either ends once the process is started,
+   * leaving it to the shim.
+   */
   runc: string;
-  createArgs: string[];
+  runcArgs: string[];
   /** Written by the shim first thing: its own pid, so a restarted berth can tell if it lives. */
   shimPidFile: string;
   pidFile: string;
   exitFile: string;
-  /** The container's stdout and stderr: open file descriptors (the shim keeps its own copies). */
-  stdout: number;
-  stderr: number;
+  /**
+   * The process's stdio. Descriptors: the shim keeps its own copies. Pipes tie the process to
+   * berth (an interactive process ends its I/O with berth); nothing else of the shim does.
+   */
+  stdin?: ShimStdio;
+  stdout: ShimStdio;
+  stderr: ShimStdio;
   env: NodeJS.ProcessEnv;
 }
 
+/** berth's ends of the pipes asked for (null where none was). */
+export interface ShimPipes {
+  stdin: Writable | null;
+  stdout: Readable | null;
+  stderr: Readable | null;
+}
+
 export type ShimResult =
-  | { created: true; pid: number; shimPid: number }
+  | { created: true; pid: number; shimPid: number; pipes: ShimPipes }
   /** runc create failed with this exit status; the reason is in runc's log. */
   | { created: false; runcExit: number };
 
@@ -94,11 +114,17 @@ export type ShimResult =
 export async function startShim(opts: ShimOptions): Promise<ShimResult> {
   const nr = prctlSyscall[process.arch];
   if (nr === undefined) throw failedPrecondition(`runtime shim: prctl syscall number unknown on ${process.arch}`);
-  const child = spawn('perl', ['-e', script, String(nr), opts.shimPidFile, opts.pidFile, opts.exitFile, opts.runc, ...opts.createArgs], {
+  const child = spawn('perl', ['-e', script, String(nr), opts.shimPidFile, opts.pidFile, opts.exitFile, opts.runc, ...opts.runcArgs], {
     detached: true,
-    stdio: ['ignore', opts.stdout, opts.stderr, 'pipe'],
+    stdio: [opts.stdin ?? 'ignore', opts.stdout, opts.stderr, 'pipe'],
     env: opts.env,
   });
+  // Output pipes held from the start: once the shim exits, node resumes (and so drops) a child's
+  // output that nothing reads yet — and the process, started by runc before the shim reports,
+  // may have written and ended, and its shim with it, before the report below is read.
+  const held = (out: Readable | null) => out && out.pipe(new PassThrough());
+  const stdout = held(child.stdout);
+  const stderr = held(child.stderr);
   const spawned = new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
     child.once('error', reject);
@@ -112,7 +138,8 @@ export async function startShim(opts: ShimOptions): Promise<ShimResult> {
   const report = (await readAll(child.stdio[3] as Readable)).trim();
   child.unref();
   const created = /^created (\d+)$/.exec(report);
-  if (created) return { created: true, pid: Number(created[1]), shimPid: child.pid! };
+  if (created) return { created: true, pid: Number(created[1]), shimPid: child.pid!, pipes: { stdin: child.stdin, stdout, stderr } };
+  for (const pipe of [child.stdin, stdout, stderr]) pipe?.destroy();
   const failed = /^exit (\d+)$/.exec(report);
   if (failed) return { created: false, runcExit: Number(failed[1]) };
   throw failedPrecondition(`runtime shim: ${report || `ended without a report (exit ${await exitOf(child)})`}`);

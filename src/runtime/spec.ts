@@ -25,6 +25,8 @@ export interface Rlimit {
 
 export interface Process {
   terminal?: boolean;
+  /** The terminal's initial window size (runc sets it before the process starts). */
+  consoleSize?: { height: number; width: number };
   user: User;
   args?: string[];
   env?: string[];

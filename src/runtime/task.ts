@@ -7,15 +7,15 @@
 // State machine (containerd shim, §8.6): created → start → running → exit → stopped → delete →
 // deleted. Errors: start of a running/paused/stopped task and delete of a running/paused one are
 // failed_precondition; anything on a deleted task is not_found.
-import { watch } from 'node:fs';
 import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import type { Writable } from 'node:stream';
 
 import { failedPrecondition, isCode, isMissingFile, isNotFound, notFound } from '../../store/errors.js';
 import { mountAll } from '../snapshots/mount.js';
 import type { Mount } from '../snapshots/types.js';
 import { createBundle, openBundle, type Bundle } from './bundle.js';
+import { readExit, waitForExit, type ExitStatus } from './exit.js';
 import { bundleFiles, type Output, type Runc } from './runc.js';
 import type { Spec } from './spec.js';
 
@@ -30,14 +30,8 @@ export interface TaskStatus {
   exitedAt?: Date;
 }
 
-export interface ExitStatus {
-  /** The exit code, 128+signal when killed, 255 when the status was lost (the shim died). */
-  exitCode: number;
-  exitedAt: Date;
-}
-
-/** containerd's UnknownExitStatus. */
-export const UNKNOWN_EXIT_STATUS = 255;
+export type { ExitStatus } from './exit.js';
+export { UNKNOWN_EXIT_STATUS } from './exit.js';
 
 export interface CreateTaskOptions {
   runc: Runc;
@@ -51,18 +45,22 @@ export interface CreateTaskOptions {
   /** Default `<bundle>/stdout.log` and `<bundle>/stderr.log`. */
   stdout?: Output;
   stderr?: Output;
+  /** A pipe from berth to the init's stdin (an attached task without a terminal); default /dev/null. */
+  stdin?: 'pipe';
+  /** With the spec's process.terminal: where runc sends the terminal (console.ts). */
+  consoleSocket?: string;
   noPivot?: boolean;
 }
 
 const startedFile = 'started';
-/** How often wait() looks again when no file event came (fs.watch can miss one). */
-const pollMs = 250;
 
 export class Task {
   readonly id: string;
   readonly bundle: Bundle;
   private readonly runc: Runc;
   private deleted = false;
+  /** berth's end of the init's stdin, when created with `stdin: 'pipe'` (this berth only). */
+  stdin: Writable | null = null;
 
   constructor(runc: Runc, bundle: Bundle) {
     this.runc = runc;
@@ -76,12 +74,15 @@ export class Task {
     const task = new Task(opts.runc, bundle);
     try {
       if (opts.rootfs?.length) await mountAll(opts.rootfs, bundle.rootfs);
-      await opts.runc.create(opts.id, {
+      const created = await opts.runc.create(opts.id, {
         bundle: bundle.path,
         stdout: opts.stdout ?? join(bundle.path, 'stdout.log'),
         stderr: opts.stderr ?? join(bundle.path, 'stderr.log'),
+        stdin: opts.stdin,
+        consoleSocket: opts.consoleSocket,
         noPivot: opts.noPivot,
       });
+      task.stdin = created.pipes.stdin;
     } catch (err) {
       // runc removes what a failed create made (and a container of the same id that runc
       // refused to create again is not ours to delete).
@@ -139,7 +140,7 @@ export class Task {
     this.assertNotDeleted('get the status of');
     const [pid, startedAt] = await Promise.all([this.pid(), this.startedAt()]);
     const base = { pid, ...(startedAt ? { startedAt } : {}) };
-    let exit = await this.readExit();
+    let exit = await readExit(this.bundle.path);
     if (!exit) {
       const state = await this.runc.state(this.id).catch((err: unknown) => {
         if (isNotFound(err)) return undefined;
@@ -161,34 +162,7 @@ export class Task {
   /** Resolves when the init has exited, at once if it already has (no matter who was watching). */
   async wait(): Promise<ExitStatus> {
     this.assertNotDeleted('wait for');
-    const ac = new AbortController();
-    let wake: () => void = () => undefined;
-    let watcher;
-    try {
-      watcher = watch(this.bundle.path, { signal: ac.signal }, (_event, file) => {
-        if (file === bundleFiles.exit) wake();
-      });
-    } catch (err) {
-      if (isMissingFile(err)) throw notFound(`task ${this.id}: bundle ${this.bundle.path} does not exist`, err);
-      throw err;
-    }
-    watcher.on('error', () => undefined);
-    try {
-      for (;;) {
-        const exit = await this.readExit();
-        if (exit) return exit;
-        if (!(await this.shimAlive())) {
-          // The shim may have written the file just before leaving.
-          return (await this.readExit()) ?? { exitCode: UNKNOWN_EXIT_STATUS, exitedAt: new Date() };
-        }
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          void sleep(pollMs, undefined, { signal: ac.signal }).then(resolve, resolve);
-        });
-      }
-    } finally {
-      ac.abort();
-    }
+    return waitForExit(this.bundle.path, `task ${this.id}`);
   }
 
   /**
@@ -211,17 +185,6 @@ export class Task {
     if (this.deleted) throw notFound(`cannot ${what} a deleted process: task ${this.id}`);
   }
 
-  private async readExit(): Promise<ExitStatus | undefined> {
-    const path = join(this.bundle.path, bundleFiles.exit);
-    try {
-      const [text, info] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
-      return { exitCode: Number(text.trim()), exitedAt: info.mtime };
-    } catch (err) {
-      if (isMissingFile(err)) return undefined;
-      throw err;
-    }
-  }
-
   /** The init's pid, from the pid file runc wrote (0 before create got that far). */
   async pid(): Promise<number> {
     return Number((await this.readOptional(bundleFiles.pid))?.trim() ?? 0) || 0;
@@ -233,18 +196,6 @@ export class Task {
     } catch (err) {
       if (isMissingFile(err)) return undefined;
       throw err;
-    }
-  }
-
-  /** The shim lives while its command line still names this bundle's exit file (pids are reused). */
-  private async shimAlive(): Promise<boolean> {
-    const pid = Number((await this.readOptional(bundleFiles.shimPid))?.trim());
-    if (!pid) return false;
-    try {
-      const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-      return argv.includes(join(this.bundle.path, bundleFiles.exit));
-    } catch {
-      return false;
     }
   }
 
