@@ -1,7 +1,11 @@
 // `berth images ...`: image records (a name pointing at a target descriptor) in the namespace.
 import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, rm, stat } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import type { components } from '../client/openapi.js';
 import { ApiError, BerthClient, seg } from '../client/http.js';
 import type {
   Image,
@@ -20,7 +24,12 @@ import { collect, labelPatch, parseLabelArgs, positiveInt } from './args.js';
 import { listVerb } from './list.js';
 import { defaultSnapshotter } from './snapshots.js';
 import { age, formatLabels, humanSize, printJson, printTable } from './table.js';
+import { rate } from './progress.js';
 import { mediaTypes } from '../oci/mediatypes.js';
+
+type ImageExportRequest = components['schemas']['ImageExportRequest'];
+type ImageImportResult = components['schemas']['ImageImportResult'];
+type ImageTagRequest = components['schemas']['ImageTagRequest'];
 
 const shortTypes: Record<string, string> = {
   [mediaTypes.ociIndex]: 'oci index',
@@ -253,6 +262,106 @@ export function registerImages(program: Command, client: () => BerthClient): voi
       });
       process.stdout.write(`${dir}\n`);
     });
+  images
+    .command('export <file> <names...>')
+    .description('write images to FILE (- for stdout) as an OCI image layout tar that docker load takes too (as ctr images export)')
+    .option('--platform <platform>', 'the manifests of an index to export, os/arch[/variant] (default: this host\'s)')
+    .option('--all-platforms', 'every manifest of an index')
+    .option('--skip-missing', 'leave out what the store lacks (a platform not pulled) instead of failing')
+    .action(async (file: string, names: string[], opts: { platform?: string; allPlatforms?: boolean; skipMissing?: boolean }) => {
+      const res = await client().send('POST', '/v1/images/export', {
+        json: {
+          names,
+          platform: opts.platform || undefined,
+          allPlatforms: opts.allPlatforms || undefined,
+          skipMissing: opts.skipMissing || undefined,
+        } satisfies ImageExportRequest,
+      });
+      if (file === '-') return pipeline(res.body, process.stdout);
+      // Written beside the target and renamed when whole: FILE is never a cut archive.
+      const partial = `${file}.partial-${process.pid}`;
+      try {
+        await pipeline(res.body, createWriteStream(partial));
+        await rename(partial, file);
+      } catch (err) {
+        await rm(partial, { force: true });
+        throw err;
+      }
+    });
+
+  images
+    .command('import <file>')
+    .description('import the images of an OCI layout or docker save archive (- for stdin), as ctr images import')
+    .option('--base-name <name>', 'name images the archive names by tag alone <name>:<tag> (and take only full OCI ref names starting with it)')
+    .option('--digests', 'also name each image <base-name or import-DATE>@<digest>')
+    .option('--unpack', 'unpack each image (this host\'s platform) into the snapshotter')
+    .option('--snapshotter <name>', 'with --unpack, the snapshotter (default: the server\'s)')
+    .option('--json', 'print the result as JSON')
+    .action(async (file: string, opts: { baseName?: string; digests?: boolean; unpack?: boolean; snapshotter?: string; json?: boolean }) => {
+      const size = file === '-' ? undefined : (await stat(file)).size;
+      const body = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
+      const progress = uploadProgress(file, size);
+      body.on('data', (chunk: Buffer) => progress.add(chunk.length));
+      let result: ImageImportResult;
+      try {
+        result = await client().json<ImageImportResult>('POST', '/v1/images/import', {
+          query: {
+            baseName: opts.baseName || undefined,
+            digests: opts.digests ? 'true' : undefined,
+            unpack: opts.unpack ? 'true' : undefined,
+            snapshotter: opts.snapshotter || undefined,
+          },
+          body,
+          headers: { 'content-type': 'application/x-tar', ...(size !== undefined ? { 'content-length': String(size) } : {}) },
+        });
+      } finally {
+        progress.end();
+      }
+      if (opts.json) return printJson(result);
+      for (const i of result.images) process.stdout.write(`${i.name}\t${i.target.digest}\n`);
+      for (const u of result.unpacked ?? []) {
+        process.stdout.write(`${u.image}: unpacked ${u.chainId} in ${u.snapshotter} (${u.unpacked} layers extracted, ${u.existing} there already)\n`);
+      }
+      process.stderr.write(`${result.blobs} blobs, ${humanSize(result.bytes)} written\n`);
+    });
+
+  images
+    .command('tag <source> <target>')
+    .description('name SOURCE\'s target TARGET as well (as ctr images tag)')
+    .option('--force', 'replace an existing image named TARGET')
+    .action(async (source: string, target: string, opts: { force?: boolean }) => {
+      const image = await client().json<Image>('POST', `/v1/images/${seg(source)}/tag`, {
+        json: { target, force: opts.force || undefined } satisfies ImageTagRequest,
+      });
+      process.stdout.write(`${image.name}\n`);
+    });
+}
+
+/**
+ * On a terminal, the bytes of the archive sent so far, redrawn at most every 200 ms on stderr;
+ * elsewhere nothing (the result lines say what was imported).
+ */
+function uploadProgress(file: string, size: number | undefined): { add(bytes: number): void; end(): void } {
+  const out = process.stderr;
+  if (!out.isTTY) return { add() {}, end() {} };
+  const started = Date.now();
+  let sent = 0;
+  let drawn = 0;
+  const draw = () => {
+    drawn = Date.now();
+    const of = size !== undefined ? ` / ${humanSize(size)}` : '';
+    out.write(`\r\x1b[Kimporting ${file}: ${humanSize(sent)}${of}  ${rate(sent, drawn - started)}`);
+  };
+  return {
+    add(bytes) {
+      sent += bytes;
+      if (Date.now() - drawn >= 200) draw();
+    },
+    end() {
+      draw();
+      out.write('\n');
+    },
+  };
 }
 
 /** Unpacks (or finds unpacked) an image's snapshots. */
