@@ -1,6 +1,7 @@
 // Plugin io.berth.service.v1 "pulls": the registry client (hosts, credentials, tokens) and the
 // pull manager over the metadata stores, with the unpacker that turns layers into snapshots, and
-// the pulls service the API calls. Pulls are recorded in the metadata database: at start the
+// the pulls service the API calls; the push manager and its service too, as they send through
+// the same client (credentials, tokens, hosts.toml). Pulls are recorded in the metadata database: at start the
 // manager restores them, resuming those a stop interrupted (unless resume_interrupted = false).
 import type { EventBus } from '../events/bus.js';
 import { Authorizer, type Credentials } from '../remotes/auth.js';
@@ -10,9 +11,11 @@ import { Resolver } from '../remotes/resolver.js';
 import { fetchToken } from '../remotes/token.js';
 import { BlobFetcher } from '../pull/fetch.js';
 import { PullManager } from '../pull/manager.js';
+import { PushManager } from '../push/manager.js';
 import { PullStore } from '../metadata/pulls.js';
 import type { ImageService } from '../services/images.js';
 import { PullService } from '../services/pulls.js';
+import { PushService } from '../services/pushes.js';
 import type { SnapshotService } from '../services/snapshots.js';
 import { UnpackService } from '../services/unpack.js';
 import { Unpacker } from '../unpack/unpacker.js';
@@ -35,6 +38,9 @@ export interface Pulls {
   /** Fetches blobs once however many ask (pulls and the registry listener share it). */
   fetcher: BlobFetcher;
   client: RegistryClient;
+  /** Pushes to registries, with the same client (credentials, tokens) and hosts.toml. */
+  pushes: PushService;
+  pushManager: PushManager;
 }
 
 export const pullPlugin: Registration<Pulls> = {
@@ -97,9 +103,11 @@ export const pullPlugin: Registration<Pulls> = {
         ? new UnpackService(ctx.get<ImageService>(serviceType, 'images'), content, leases, unpacker, snapshots.defaultSnapshotter)
         : undefined;
     const service = new PullService(manager, snapshots?.defaultSnapshotter);
-    return { manager, service, resolver, fetcher, client, unpacker, unpack };
+    const pushManager = new PushManager(content, images, leases, client, ctx.get<EventBus>(eventsType), { hostsDir });
+    return { manager, service, resolver, fetcher, client, unpacker, unpack, pushManager, pushes: new PushService(pushManager) };
   },
   close: async (p) => {
+    await p.pushManager.close();
     await p.manager.close();
     await p.client.close();
   },

@@ -1,14 +1,16 @@
 // Requests to a registry (containerd's request.doWithRetries, done better where its users asked):
 // connection reuse through undici pools, authorisation on challenge, redirects followed without
 // the registry's credentials when they lead to another host (blob storage), and retries with
-// backoff on resets, 5xx and 429 — honouring `Retry-After`.
+// backoff on resets, 5xx and 429 — honouring `Retry-After`. A push's requests carry bodies, made
+// anew for each attempt; an upload's chunk is sent `once` (its caller resumes it).
+import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
 import { BerthError } from '../../store/errors.js';
 import type { Authorizer } from './auth.js';
 import type { RegistryHost } from './hosts.js';
 
 export interface RegistryRequest {
-  method: 'GET' | 'HEAD';
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH';
   host: RegistryHost;
   /** `/v2/<repository>/manifests/<ref>` relative to the host's API root: `repository/manifests/ref`. */
   path: string;
@@ -18,6 +20,15 @@ export interface RegistryRequest {
   /** The reference's own domain: a mirror is told it with `?ns=` (containerd). */
   ns?: string;
   signal?: AbortSignal;
+  /** The request body, made again for each attempt (a stream is read once): a push's upload. */
+  body?: () => Readable | Buffer | string | Promise<Readable>;
+  /**
+   * No retry after a transport error, 5xx or 429: for an upload, whose bytes may have partly
+   * arrived — its caller asks the registry where it got to and resumes from there.
+   */
+  once?: boolean;
+  /** An absolute URL the registry gave (an upload's `Location`) instead of `path`. */
+  url?: URL;
 }
 
 export interface RegistryResponse {
@@ -77,7 +88,7 @@ export class RegistryClient {
 
   /** Sends `req`, retrying as described above; the caller reads or dumps the body. */
   async send(req: RegistryRequest): Promise<RegistryResponse> {
-    const start = this.url(req);
+    const start = req.url ?? this.url(req);
     let lastError: unknown;
     let challengedFor = '';
     let lastStatus = 0;
@@ -87,7 +98,7 @@ export class RegistryClient {
       try {
         res = await this.follow(req, start);
       } catch (err) {
-        if (err instanceof BerthError || !isTransient(err) || attempt === this.opts.maxAttempts) throw wrapTransport(start, err);
+        if (err instanceof BerthError || !isTransient(err) || req.once || attempt === this.opts.maxAttempts) throw wrapTransport(start, err);
         lastError = err;
         await sleep(this.backoff(attempt), req.signal);
         continue;
@@ -101,7 +112,7 @@ export class RegistryClient {
         challengedFor = key;
         continue;
       }
-      if (retryStatus.has(res.status) && attempt < this.opts.maxAttempts && !(res.status >= 500 && res.status === lastStatus && attempt > 2)) {
+      if (retryStatus.has(res.status) && !req.once && attempt < this.opts.maxAttempts && !(res.status >= 500 && res.status === lastStatus && attempt > 2)) {
         lastStatus = res.status;
         const wait = retryAfter(res.headers['retry-after']) ?? this.backoff(attempt);
         if (wait > this.opts.maxRetryAfterMs) return res;
@@ -129,6 +140,7 @@ export class RegistryClient {
       const res = await request(url, {
         method: req.method,
         headers,
+        ...(req.body ? { body: await req.body() } : {}),
         dispatcher: await this.agentFor(sameHost ? req.host : undefined),
         signal: req.signal,
       });

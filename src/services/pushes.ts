@@ -1,0 +1,93 @@
+// The pushes service: the push manager as the API sees it — pushes belong to the namespace that
+// started them (another namespace gets not_found), lists take filters, and a follower gets the
+// push as it is now, then its events until the final one.
+import { notFound } from '../../store/errors.js';
+import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
+import { checkNamespace, type OpContext } from '../metadata/context.js';
+import type { PushManager, PushRequest, PushView } from '../push/manager.js';
+
+/** One event of a push, as the manager emits it: `{type, ...}`. */
+export interface PushEvent {
+  type: string;
+  [key: string]: unknown;
+}
+
+const finalStates: ReadonlySet<string> = new Set(['done', 'failed', 'cancelled']);
+
+/** True for the event that ends a push's stream (a blob's events carry a `digest`; the push's own do not). */
+export function isFinalPushEvent(e: PushEvent): boolean {
+  return finalStates.has(e.type) && !('digest' in e);
+}
+
+export class PushService {
+  constructor(private readonly manager: PushManager) {}
+
+  start(ctx: OpContext, request: PushRequest): Promise<PushView> {
+    checkNamespace(ctx);
+    return this.manager.start(ctx, request);
+  }
+
+  /** The namespace's pushes, oldest first; filter fields `id`, `ref`, `image`, `state`. */
+  list(ctx: OpContext, filters: string[] = []): PushView[] {
+    const filter = parseFilters(filters);
+    return this.manager
+      .list(checkNamespace(ctx))
+      .filter((p) => filter(objectAdaptor({ id: p.id, ref: p.ref, image: p.image, state: p.state })))
+      .sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime());
+  }
+
+  get(ctx: OpContext, id: string): PushView {
+    return this.own(ctx, id);
+  }
+
+  async wait(ctx: OpContext, id: string): Promise<PushView> {
+    this.own(ctx, id);
+    return this.manager.wait(id);
+  }
+
+  async cancel(ctx: OpContext, id: string): Promise<PushView> {
+    this.own(ctx, id);
+    return this.manager.cancel(id);
+  }
+
+  /**
+   * Listens to a push: `onView` gets it as it is now, then `onEvent` every event until the final
+   * one (at once for a push that has ended). Returns the unsubscribe function.
+   */
+  follow(ctx: OpContext, id: string, onView: (view: PushView) => void, onEvent: (e: PushEvent) => void): () => void {
+    this.own(ctx, id);
+    let ended = false;
+    let unsubscribe = () => {};
+    const stop = () => {
+      ended = true;
+      unsubscribe();
+    };
+    const mediaTypes = new Map<string, string>();
+    // Subscribed first, then the view, in one turn of the event loop: nothing is missed between.
+    unsubscribe = this.manager.subscribe(id, (raw) => {
+      if (ended) return;
+      let e = raw as PushEvent;
+      if (typeof e.digest === 'string' && e.mediaType === undefined) {
+        if (!mediaTypes.has(e.digest)) for (const b of this.manager.get(id).blobs) mediaTypes.set(b.digest, b.mediaType);
+        const mediaType = mediaTypes.get(e.digest);
+        if (mediaType !== undefined) e = { ...e, mediaType };
+      }
+      onEvent(e);
+      if (isFinalPushEvent(e)) stop();
+    });
+    const view = this.manager.get(id);
+    onView(view);
+    if (!ended && view.state !== 'running') {
+      onEvent({ type: view.state, ...(view.error ? { error: view.error } : {}), image: view.image, ...(view.digest ? { target: view.digest } : {}) });
+      stop();
+    }
+    return stop;
+  }
+
+  private own(ctx: OpContext, id: string): PushView {
+    const ns = checkNamespace(ctx);
+    const view = this.manager.get(id);
+    if (view.namespace !== ns) throw notFound(`push ${JSON.stringify(id)}: not found in namespace ${ns}`);
+    return view;
+  }
+}
