@@ -22,6 +22,10 @@ const rooms = [
   ['gc', '^src/gc/', 4],
   ['unpack', '^src/unpack/', 4],
   ['pull', '^src/pull/', 5],
+  // The push: the store's images out to a registry; it chooses an index's platform as the pull does.
+  ['push', '^src/push/', 5.5],
+  // Image archives (export, import): the store's images as a tar and back; they label as the pull does and read tar as the unpacker does.
+  ['archive', '^src/archive/', 5.5],
   ['runtime', '^src/runtime/', 5],
   ['services', '^src/services/', 6],
   // The registry listener: serves the store and fills it through the pull, beside the services.

@@ -1,5 +1,6 @@
 // The berth server: takes the root, initialises the plugins, serves the HTTP API. What HTTP
 // adds around the routes (validation, error replies, tracing) lives in src/http/.
+import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { mkdir } from 'node:fs/promises';
 import { contentRoutes } from '../routes/content.js';
@@ -7,6 +8,8 @@ import { eventRoutes } from '../routes/events.js';
 import { fleetRoutes } from '../routes/fleet.js';
 import { gcRoutes } from '../routes/gc.js';
 import { healthRoutes } from '../routes/health.js';
+import { imageArchiveRoutes } from '../routes/image-archives.js';
+import { imageTagRoutes } from '../routes/image-tags.js';
 import { imageRoutes } from '../routes/images.js';
 import { ingestRoutes } from '../routes/ingests.js';
 import { leaseRoutes } from '../routes/leases.js';
@@ -15,6 +18,7 @@ import { namespaceRoutes } from '../routes/namespaces.js';
 import { openApiRoutes } from '../routes/openapi.js';
 import { pluginRoutes } from '../routes/plugins.js';
 import { pullRoutes } from '../routes/pulls.js';
+import { pushRoutes } from '../routes/pushes.js';
 import { registryRoutes } from '../routes/registry.js';
 import { snapshotRoutes } from '../routes/snapshots.js';
 import { containerRoutes } from '../routes/containers.js';
@@ -28,9 +32,11 @@ import { registerDocs } from './http/docs.js';
 import { clientErrorReply, frameworkErrorReply, registerErrorReplies } from './http/errors.js';
 import { checkListenAddress, listenUnix } from './http/listen.js';
 import { registerMetrics } from './http/metrics.js';
+import { startTraceExport } from './http/otlp.js';
 import { registerResource } from './http/resources.js';
 import { registerTracing } from './http/tracing.js';
 import { registerValidation } from './http/validation.js';
+import { archiveType, type ImageArchives } from './plugins/archive.js';
 import { eventsType } from './plugins/events.js';
 import { gcType, type Gc } from './plugins/gc.js';
 import { runtimeType, type Runtime } from './plugins/runtime.js';
@@ -75,6 +81,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   let plugins: PluginSet | undefined;
   let app: FastifyInstance | undefined;
   let removeSocket = async () => {};
+  let stopTraceExport: (() => Promise<void>) | undefined;
   try {
     app = Fastify({
       logger: opts.logger ?? { level: config.logLevel },
@@ -90,6 +97,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       clientErrorHandler: clientErrorReply,
     });
     const log: PluginLogger = app.log;
+    // Before the plugins: a pull they resume at start is traced too.
+    stopTraceExport = await startTraceExport(log);
     plugins = await PluginSet.init(opts.plugins ?? pluginsFor(config), {
       root: config.root,
       state: config.state,
@@ -97,6 +106,9 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       required: config.requiredPlugins,
       logger: log,
     });
+    // WebSocket upgrades (routes/exec.ts) before the token check: its onRequest hook marks an
+    // upgrade first, so that one refused there (401) has its socket closed, not left open.
+    await app.register(websocket, { options: { maxPayload: 1 << 20 } });
     // Before the routes: the hook applies to every scope registered after it.
     if (token !== undefined) registerAuth(app, token);
     await registerApi(app, plugins);
@@ -123,6 +135,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
         await removeSocket();
         await plugins!.close();
         await unlockRoot();
+        await stopTraceExport?.();
       })()),
     };
   } catch (err) {
@@ -130,6 +143,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     await removeSocket().catch(() => {});
     await plugins?.close();
     await unlockRoot();
+    await stopTraceExport?.();
     throw err;
   }
 }
@@ -156,9 +170,12 @@ export async function registerApi(app: FastifyInstance, plugins: PluginSet): Pro
     images: plugins.get<ImageService>(serviceType, 'images'),
     unpack: plugins.getAll<Pulls>(serviceType).get('pulls')?.unpack,
   }));
+  await registerResource(app, 'image archives', imageArchiveRoutes, () => ({ archives: plugins.get<ImageArchives>(archiveType).archives }));
+  await registerResource(app, 'image tags', imageTagRoutes, () => ({ tags: plugins.get<ImageArchives>(archiveType).tags }));
   await registerResource(app, 'leases', leaseRoutes, () => ({ leases: plugins.get<LeaseService>(serviceType, 'leases') }));
   await registerResource(app, 'garbage collection', gcRoutes, () => ({ gc: plugins.get<Gc>(gcType) }));
   await registerResource(app, 'pulls', pullRoutes, () => ({ pulls: plugins.get<Pulls>(serviceType, 'pulls').service }));
+  await registerResource(app, 'pushes', pushRoutes, () => ({ pushes: plugins.get<Pulls>(serviceType, 'pulls').pushes }));
   await registerResource(app, 'snapshots', snapshotRoutes, () => ({
     snapshots: plugins.get<SnapshotService>(serviceType, 'snapshots'),
   }));

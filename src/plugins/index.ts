@@ -1,4 +1,5 @@
 // The plugins a berth server is built from.
+import { archivePlugin } from './archive.js';
 import { contentPlugin } from './content.js';
 import { eventsPlugin } from './events.js';
 import { fleetPlugin } from './fleet.js';
@@ -25,6 +26,7 @@ export const builtinPlugins: Registration[] = [
   namespaceServicePlugin,
   snapshotServicePlugin,
   pullPlugin,
+  archivePlugin,
   registryListenerPlugin,
   fleetPlugin, // after the registry listener: both require `*`, and it advertises the listener's address
   runtimePlugin,
