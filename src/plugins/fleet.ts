@@ -18,7 +18,7 @@ import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { parseAddress } from '../config.js';
 import type { EventBus } from '../events/bus.js';
-import { EtcdFleet } from '../fleet/fleet.js';
+import type { EtcdFleet } from '../fleet/fleet.js';
 import { normalisePrefix, parseEndpoints, readTlsFiles, validateLeaseTtl, validateNodeName } from '../fleet/options.js';
 import { validateIdentifier } from '../metadata/validate.js';
 import { eventsType } from './events.js';
@@ -70,6 +70,8 @@ export const fleetPlugin: Registration<EtcdFleet> = {
     validateIdentifier(namespace, `namespace ${JSON.stringify(namespace)}`);
 
     const { content } = ctx.get<Metadata>(metadataType);
+    // Loaded only for a node in a fleet: the etcd client (with gRPC) is ~10 MB of resident memory.
+    const { EtcdFleet } = await import('../fleet/fleet.js');
     const fleet = new EtcdFleet({
       endpoints,
       tls,
