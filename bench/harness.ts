@@ -210,3 +210,31 @@ export async function settle(scratchDir: string, bytes: number): Promise<void> {
   await rm(scratch);
   await run('sync', []);
 }
+
+/**
+ * `rounds` rounds of one timed step per tool, printed as `round 1/3 (s): berth 1.23 skopeo 2.34`.
+ * The order turns each round, so that no tool always goes first or follows the same one; each
+ * step starts settled (`settle` above) over `settleBytes`; `step` returns its seconds, handed to
+ * `record`.
+ */
+export async function turningRounds<T extends string>(opts: {
+  rounds: number;
+  order: readonly T[];
+  scratchDir: string;
+  settleBytes: number;
+  step: (tool: T) => Promise<number>;
+  record: (tool: T, seconds: number) => void;
+  label?: (tool: T) => string;
+}): Promise<void> {
+  for (let r = 0; r < opts.rounds; r++) {
+    process.stdout.write(`round ${r + 1}/${opts.rounds} (s):`);
+    for (let k = 0; k < opts.order.length; k++) {
+      const tool = opts.order[(r + k) % opts.order.length];
+      await settle(opts.scratchDir, opts.settleBytes);
+      const s = await opts.step(tool);
+      opts.record(tool, s);
+      process.stdout.write(` ${opts.label?.(tool) ?? tool} ${s.toFixed(2)}`);
+    }
+    console.log();
+  }
+}

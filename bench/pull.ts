@@ -16,7 +16,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { berthPull, berthReset, checkBerthHas, requireBuilt, startBerth, type PullResult } from './berth-server.js';
 import { ctrContent, ctrReset, startContainerd } from './containerd.js';
-import { benchArgs, onCleanup, positiveIntegers, requireTools, run, runBench, runMeasured, settle, which, type Usage } from './harness.js';
+import { benchArgs, onCleanup, positiveIntegers, requireTools, run, runBench, runMeasured, turningRounds, which, type Usage } from './harness.js';
 import {
   loadavg,
   machineBusySeconds,
@@ -225,17 +225,15 @@ async function main(): Promise<void> {
   // The order turns each round, so that no tool always goes first or follows the same one.
   const order: Tool[] = ['berth', 'skopeo', 'ctr', 'berthN'];
   const label: Record<Tool, string> = { berth: 'berth', skopeo: 'skopeo', ctr: 'ctr', berthN: `berth x${concurrent}` };
-  for (let r = 0; r < rounds; r++) {
-    process.stdout.write(`round ${r + 1}/${rounds} (s):`);
-    for (let k = 0; k < order.length; k++) {
-      const tool = order[(r + k) % order.length];
-      await settle(scratchDir, total);
-      const s = await steps[tool]();
-      rows[tool].seconds.push(s);
-      process.stdout.write(` ${label[tool]} ${s.toFixed(2)}`);
-    }
-    console.log();
-  }
+  await turningRounds({
+    rounds,
+    order,
+    scratchDir,
+    settleBytes: total,
+    step: (tool) => steps[tool](),
+    record: (tool, s) => rows[tool].seconds.push(s),
+    label: (tool) => label[tool],
+  });
 
   const roundsWall = (performance.now() - wall0) / 1000;
   const foreignCpu = machineBusySeconds() - machine0 - (ownCpu() - own0) - peerClientCpu;

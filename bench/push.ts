@@ -15,7 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { api, berthPull, requireBuilt, startBerth } from './berth-server.js';
-import { benchArgs, onCleanup, positiveIntegers, requireTools, run, runBench, runMeasured, settle, which, type Usage } from './harness.js';
+import { benchArgs, onCleanup, positiveIntegers, requireTools, run, runBench, runMeasured, turningRounds, which, type Usage } from './harness.js';
 import { loadavg, median, procCpuSeconds, ratio, RssSampler, showRatio, timed } from './measure.js';
 import { BENCH_IMAGE, pushBenchImages } from './big-image.js';
 import type { Image } from '../test/fixtures/images.js';
@@ -160,17 +160,14 @@ async function main(): Promise<void> {
 
   const load0 = loadavg();
   const order: Tool[] = ['berth', 'skopeo'];
-  for (let r = 0; r < rounds; r++) {
-    process.stdout.write(`round ${r + 1}/${rounds} (s):`);
-    for (let k = 0; k < order.length; k++) {
-      const tool = order[(r + k) % order.length];
-      await settle(scratchDir, total);
-      const s = await steps[tool]();
-      seconds[tool].push(s);
-      process.stdout.write(` ${tool} ${s.toFixed(2)}`);
-    }
-    console.log();
-  }
+  await turningRounds({
+    rounds,
+    order,
+    scratchDir,
+    settleBytes: total,
+    step: (tool) => steps[tool](),
+    record: (tool, s) => seconds[tool].push(s),
+  });
   const load1 = loadavg();
   const hwm = rss.hwm();
   rss.stop();

@@ -1,6 +1,7 @@
-// A resource's progress as server-sent events (`event: <type>`, `data: <JSON>`): the messages a
-// follower writes, a comment line while idle, the stream dropped when the client falls too far
-// behind, and the follower unsubscribed when the stream ends or the client goes away.
+// Server-sent events (`event: <type>`, `data: <JSON>`) — a pull's or push's progress, the event
+// bus: the messages a follower writes, a comment line while idle, the stream dropped when the
+// client falls too far behind, and the follower unsubscribed when the stream ends or the client
+// goes away.
 import type { FastifyReply } from 'fastify';
 import { PassThrough } from 'node:stream';
 
@@ -9,6 +10,13 @@ export interface EventStreamOptions {
   keepAliveMs: number;
   /** Bytes a client may fall behind by before its stream is dropped. */
   maxBacklog: number;
+  /** How the messages' data is turned into JSON (JSON.stringify's replacer). */
+  replacer?: (this: Record<string, unknown>, key: string, value: unknown) => unknown;
+  /**
+   * Send a `: subscribed` comment once `follow` has subscribed: the first bytes send the headers,
+   * so a client of a stream whose first message may be long in coming knows it is subscribed.
+   */
+  announceSubscribed?: boolean;
 }
 
 /**
@@ -34,9 +42,10 @@ export function sendEventStream(
       stream.end(': dropped: the client fell too far behind\n\n');
       return stop();
     }
-    stream.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+    stream.write(`event: ${type}\ndata: ${JSON.stringify(data, opts.replacer)}\n\n`);
   };
   unsubscribe = follow(write, () => stream.end());
+  if (opts.announceSubscribed && !stream.writableEnded) stream.write(': subscribed\n\n');
   if (!stream.writableEnded) {
     keepAlive = setInterval(() => {
       if (!stream.writableEnded) stream.write(': keep-alive\n\n');

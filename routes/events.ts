@@ -1,10 +1,10 @@
 // The event stream: every event the server publishes that matches the request's filters, as
 // server-sent events (`event: <topic>`, `data: <JSON>`), until the client goes away.
 import type { FastifyPluginAsync } from 'fastify';
-import { PassThrough } from 'node:stream';
 import type { EventBus } from '../src/events/bus.js';
 import { routeSchema } from '../src/openapi.js';
 import { formatTimestamp } from '../src/oci/time.js';
+import { sendEventStream } from './event-stream.js';
 import type { Route } from './route-types.js';
 
 export interface EventRouteOptions {
@@ -21,32 +21,13 @@ export const eventRoutes: FastifyPluginAsync<EventRouteOptions> = async (app, op
   app.get<Route<'/v1/events', 'get'>>(
     '/v1/events',
     { schema: routeSchema('get', '/v1/events') },
-    async (req, reply) => {
-      const stream = new PassThrough();
-      // A malformed filter throws here, before anything is sent: a plain 400.
-      const unsubscribe = events.subscribe(req.query.filter ?? [], (e) => {
-        if (stream.writableLength > maxBacklog) {
-          stream.end(': dropped: the client fell too far behind\n\n');
-          return stop();
-        }
-        stream.write(`event: ${e.topic}\ndata: ${JSON.stringify(e, apiTimes)}\n\n`);
-      });
-      const keepAlive = setInterval(() => stream.write(': keep-alive\n\n'), keepAliveMs);
-      keepAlive.unref();
-      const stop = () => {
-        clearInterval(keepAlive);
-        unsubscribe();
-      };
-      // Closed when the client disconnects (fastify destroys the payload) or at shutdown.
-      stream.once('close', stop);
-      // The first bytes send the headers: the client knows it is subscribed.
-      stream.write(': subscribed\n\n');
-      return reply
-        .header('content-type', 'text/event-stream; charset=utf-8')
-        .header('cache-control', 'no-cache')
-        .header('x-accel-buffering', 'no')
-        .send(stream);
-    },
+    async (req, reply) =>
+      // A malformed filter throws in `follow`, before anything is sent: a plain 400. The stream
+      // starts with `: subscribed` (its first bytes send the headers: the client knows it is
+      // subscribed) and goes on until the client goes away.
+      sendEventStream(reply, { keepAliveMs, maxBacklog, replacer: apiTimes, announceSubscribed: true }, (write) =>
+        events.subscribe(req.query.filter ?? [], (e) => write(e.topic, e)),
+      ),
   );
 };
 

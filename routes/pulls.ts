@@ -2,10 +2,10 @@
 // `?wait=true`), GET reads it, DELETE cancels it, and `/events` streams its progress as
 // server-sent events until it ends.
 import type { FastifyPluginAsync } from 'fastify';
-import { PassThrough } from 'node:stream';
 import { routeSchema } from '../src/openapi.js';
 import { isFinalEvent, type PullService } from '../src/services/pulls.js';
 import { opContext } from './context.js';
+import { sendEventStream } from './event-stream.js';
 import type { Route } from './route-types.js';
 import { pullView } from './views.js';
 
@@ -53,48 +53,20 @@ export const pullRoutes: FastifyPluginAsync<PullRouteOptions> = async (app, opts
   app.get<Route<'/v1/pulls/{id}/events', 'get'>>(
     '/v1/pulls/:id/events',
     { schema: routeSchema('get', '/v1/pulls/{id}/events') },
-    async (req, reply) => {
-      const stream = new PassThrough();
-      let keepAlive: NodeJS.Timeout | undefined;
-      let unsubscribe = () => {};
-      const stop = () => {
-        clearInterval(keepAlive);
-        unsubscribe();
-      };
-      const write = (type: string, data: unknown) => {
-        if (stream.writableEnded) return;
-        if (stream.writableLength > maxBacklog) {
-          stream.end(': dropped: the client fell too far behind\n\n');
-          return stop();
-        }
-        stream.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
-      };
+    async (req, reply) =>
       // First the pull as it is now (`event: pull`), then the manager's events; the stream ends
       // after the final one — at once for a pull that has already ended. An unknown pull (or
-      // one of another namespace) throws here: a plain 404, no stream.
-      unsubscribe = pulls.follow(
-        opContext(req),
-        req.params.id,
-        (view) => write('pull', pullView(view)),
-        (e) => {
-          write(e.type, e);
-          if (isFinalEvent(e)) stream.end();
-        },
-      );
-      if (!stream.writableEnded) {
-        keepAlive = setInterval(() => {
-          if (!stream.writableEnded) stream.write(': keep-alive\n\n');
-        }, keepAliveMs);
-        keepAlive.unref();
-      }
-      // Closed when it ends, when the client disconnects (fastify destroys the payload) or at shutdown.
-      stream.once('close', stop);
-      stream.once('finish', stop);
-      return reply
-        .header('content-type', 'text/event-stream; charset=utf-8')
-        .header('cache-control', 'no-cache')
-        .header('x-accel-buffering', 'no')
-        .send(stream);
-    },
+      // one of another namespace) throws in `follow`: a plain 404, no stream.
+      sendEventStream(reply, { keepAliveMs, maxBacklog }, (write, end) =>
+        pulls.follow(
+          opContext(req),
+          req.params.id,
+          (view) => write('pull', pullView(view)),
+          (e) => {
+            write(e.type, e);
+            if (isFinalEvent(e)) end();
+          },
+        ),
+      ),
   );
 };

@@ -6,7 +6,7 @@
 // arrives, never after a sleep. The server wants an API token: the upgrades are checked too.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
@@ -16,7 +16,8 @@ import WebSocket from 'ws';
 import { busyboxConfig, busyboxLayer } from './fixtures/busybox.js';
 import { buildImage, pushImage } from './fixtures/images.js';
 import { startRegistry, type Registry } from './fixtures/registry.js';
-import { removeRuntimeLeftovers } from './fixtures/runtime.js';
+import { namespaceApi, removeContainersAfter } from './fixtures/container-api.js';
+import { removeServerDirWithRuntime } from './fixtures/runtime.js';
 import { startTestServer, type TestServer } from './fixtures/server.js';
 import { projectRoot } from './fixtures/unpack.js';
 
@@ -110,26 +111,9 @@ describe('interactive containers: run -t -i, exec (CLI under a pty)', { timeout:
     return new PtySession(`cd ${shellQuote(projectRoot)} && stty cols ${size.cols} rows ${size.rows} && tty && exec env ${env} ${cli}`);
   }
 
-  async function api(method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
-    const res = await fetch(server.url + path, {
-      method,
-      headers: { 'berth-namespace': NS, authorization: `Bearer ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, text: await res.text() };
-  }
-
-  const cleanUp = (t: TestContext, ...ids: string[]) =>
-    t.after(async () => {
-      for (const id of ids) {
-        if ((await api('GET', `/v1/containers/${id}/task`)).status === 200) {
-          await api('POST', `/v1/containers/${id}/task/kill`, { signal: 'SIGKILL', all: true });
-          await api('GET', `/v1/containers/${id}/task/wait`);
-          await api('DELETE', `/v1/containers/${id}/task`);
-        }
-        await api('DELETE', `/v1/containers/${id}`);
-      }
-    });
+  const api = namespaceApi(() => server.url, NS, TOKEN);
+  /** Whatever a test left of these containers (a failed --rm): task killed and deleted, container deleted. */
+  const cleanUp = (t: TestContext, ...ids: string[]) => removeContainersAfter(api, t, ...ids);
 
   /** A container whose task runs `sleep` until killed. */
   async function runningContainer(t: TestContext, id: string): Promise<void> {
@@ -156,10 +140,7 @@ describe('interactive containers: run -t -i, exec (CLI under a pty)', { timeout:
 
   after(async () => {
     await server?.close();
-    if (dir) {
-      await removeRuntimeLeftovers({ state: join(dir, 'state', 'io.berth.runtime.v1.runc'), namespace: NS, mountsUnder: dir });
-      await rm(dir, { recursive: true, force: true });
-    }
+    if (dir) await removeServerDirWithRuntime(dir, NS);
     await registry?.stop();
   });
 

@@ -27,7 +27,7 @@ import { bigLayer, buildImage, layer, multiPlatformImage, pushImage, sha256, typ
 import { startProxy, type Proxy, type ProxyResponse } from './fixtures/proxy.js';
 import { startRegistry, type Registry } from './fixtures/registry.js';
 import { blobFiles, hasRecord, metadataEnv, onDisk, walkedBlobs, type MetadataEnv } from './fixtures/metadata.js';
-import { seededBytes } from './fixtures/helpers.js';
+import { escapeRe, seededBytes } from './fixtures/helpers.js';
 
 const ctx: OpContext = { namespace: 'default' };
 const GC_CONFIG = 'containerd.io/gc.ref.content.config';
@@ -74,8 +74,6 @@ async function pull(s: Stack, req: PullRequest): Promise<PullView> {
 function assertDone(v: PullView, what: string): void {
   assert.equal(v.state, 'done', `${what}: pull ended ${v.state}: ${v.error?.code} ${v.error?.message}`);
 }
-
-const escapeRe = (s: string): RegExp => new RegExp(s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
 
 // ---------------------------------------------------------------------------------------------
 // What a pull must leave behind

@@ -31,7 +31,7 @@ import { authorization, bigLayer, buildImage, multiPlatformImage, pushImage, typ
 import { startProxy, type Proxy, type ProxyResponse } from './fixtures/proxy.js';
 import { startRegistry, type Registry } from './fixtures/registry.js';
 import { metadataEnv, type MetadataEnv } from './fixtures/metadata.js';
-import { tempDir } from './fixtures/helpers.js';
+import { escapeRe, tempDir } from './fixtures/helpers.js';
 import { startTestServer } from './fixtures/server.js';
 import { berth, cliOk } from './fixtures/unpack.js';
 
@@ -87,8 +87,6 @@ async function push(s: Stack, req: PushRequest): Promise<PushView> {
 function assertDone(v: PushView, what: string): void {
   assert.equal(v.state, 'done', `${what}: push ended ${v.state}: ${v.error?.code} ${v.error?.message}`);
 }
-
-const escapeRe = (s: string): RegExp => new RegExp(s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
 
 // ---------------------------------------------------------------------------------------------
 // What the registry holds, read back with plain HTTP

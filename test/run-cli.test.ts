@@ -9,7 +9,7 @@
 // own (the containers' cgroups are `/<ns>/<id>`).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
@@ -18,7 +18,8 @@ import { pathToFileURL } from 'node:url';
 import { busyboxConfig, busyboxLayer } from './fixtures/busybox.js';
 import { buildImage, pushImage } from './fixtures/images.js';
 import { startRegistry, type Registry } from './fixtures/registry.js';
-import { removeRuntimeLeftovers } from './fixtures/runtime.js';
+import { namespaceApi, removeContainersAfter } from './fixtures/container-api.js';
+import { removeServerDirWithRuntime } from './fixtures/runtime.js';
 import { startTestServer, type TestServer } from './fixtures/server.js';
 import { mountPoints, projectRoot, until } from './fixtures/unpack.js';
 
@@ -57,27 +58,9 @@ describe('berth run, containers and tasks (CLI)', { timeout: 150_000 }, () => {
     assert.equal(r.code, code, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
   }
 
-  async function api(method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
-    const res = await fetch(server.url + path, {
-      method,
-      headers: { 'berth-namespace': NS, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, text: await res.text() };
-  }
-
+  const api = namespaceApi(() => server.url, NS);
   /** Whatever a test left of these containers (a failed --rm): task killed and deleted, container deleted. */
-  const cleanUp = (t: TestContext, ...ids: string[]) =>
-    t.after(async () => {
-      for (const id of ids) {
-        if ((await api('GET', `/v1/containers/${id}/task`)).status === 200) {
-          await api('POST', `/v1/containers/${id}/task/kill`, { signal: 'SIGKILL', all: true });
-          await api('GET', `/v1/containers/${id}/task/wait`);
-          await api('DELETE', `/v1/containers/${id}/task`);
-        }
-        await api('DELETE', `/v1/containers/${id}`);
-      }
-    });
+  const cleanUp = (t: TestContext, ...ids: string[]) => removeContainersAfter(api, t, ...ids);
 
   async function assertRemoved(id: string): Promise<void> {
     assert.equal((await api('GET', `/v1/containers/${id}`)).status, 404, `--rm removed container ${id}`);
@@ -103,10 +86,7 @@ describe('berth run, containers and tasks (CLI)', { timeout: 150_000 }, () => {
 
   after(async () => {
     await server?.close();
-    if (dir) {
-      await removeRuntimeLeftovers({ state: join(dir, 'state', 'io.berth.runtime.v1.runc'), namespace: NS, mountsUnder: dir });
-      await rm(dir, { recursive: true, force: true });
-    }
+    if (dir) await removeServerDirWithRuntime(dir, NS);
     await registry?.stop();
   });
 

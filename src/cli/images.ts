@@ -23,7 +23,7 @@ import { mountAll, unmountAll } from '../snapshots/mount.js';
 import { collect, labelPatch, parseLabelArgs, positiveInt } from './args.js';
 import { listVerb } from './list.js';
 import { defaultSnapshotter } from './snapshots.js';
-import { age, formatLabels, humanSize, printJson, printTable } from './table.js';
+import { age, formatLabels, humanSize, printFields, printJson, printTable } from './table.js';
 import { rate } from './progress.js';
 import { mediaTypes } from '../oci/mediatypes.js';
 
@@ -78,8 +78,7 @@ function printInspection(i: ImageInspection): void {
     ...(c.User ? [['user', c.User] as [string, string]] : []),
     ...(c.Env ?? []).map((e): [string, string] => ['env', e]),
   ];
-  const width = Math.max(...lines.map(([k]) => k.length));
-  for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(width + 2)}${v}\n`);
+  printFields(lines);
   process.stdout.write('\nlayers:\n');
   printTable(
     ['DIGEST', 'SIZE', 'DIFF ID', 'MEDIA TYPE'],
@@ -129,8 +128,7 @@ export function registerImages(program: Command, client: () => BerthClient): voi
         ['created', image.createdAt],
         ['updated', image.updatedAt],
       ];
-      const width = Math.max(...lines.map(([k]) => k.length));
-      for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(width + 2)}${v}\n`);
+      printFields(lines);
     });
 
   images

@@ -1,6 +1,7 @@
 // A pull's progress as `berth pull` shows it, built from the pull's event stream: on a terminal
 // one line per blob (kind, short digest, state, a bar, bytes/total) redrawn in place with ANSI
-// escapes, as `ctr images pull` does; otherwise a plain line whenever a blob changes state.
+// escapes, as `ctr images pull` does; otherwise a plain line whenever a blob changes state. The
+// frame redrawn in place and the bar serve `berth push` as well.
 import type { Pull, PullEvent } from '../client/types.js';
 import { humanSize } from './table.js';
 import { isConfig, isIndex, isLayerType, isManifest } from '../oci/mediatypes.js';
@@ -48,7 +49,8 @@ function ttyState(b: Blob): string {
   return b.state;
 }
 
-function bar(offset: number, size: number, width: number): string {
+/** `|+++++-----|`: `offset` of `size` as a bar `width` wide inside its ends. */
+export function bar(offset: number, size: number, width: number): string {
   const filled = size > 0 ? Math.min(width, Math.floor((offset / size) * width)) : width;
   return '|' + '+'.repeat(filled) + '-'.repeat(width - filled) + '|';
 }
@@ -57,6 +59,21 @@ function bar(offset: number, size: number, width: number): string {
 export function rate(bytes: number, ms: number): string {
   const s = Math.max(ms, 1) / 1000;
   return `${s.toFixed(2)} s (${(bytes / 1e6 / s).toFixed(1)} MB/s)`;
+}
+
+/** Lines redrawn in place on a terminal: each frame overwrites the last, cut to the width. */
+export class TerminalFrame {
+  /** Lines of the last frame, to move up over. */
+  private drawn = 0;
+
+  constructor(private readonly out: NodeJS.WritableStream) {}
+
+  draw(lines: string[], columns: number): void {
+    let text = this.drawn > 0 ? `\x1b[${this.drawn}F` : '';
+    for (const l of lines) text += `\x1b[2K${l.length > columns - 1 ? l.slice(0, columns - 1) : l}\n`;
+    this.out.write(`${text}\x1b[J`);
+    this.drawn = lines.length;
+  }
 }
 
 export interface ProgressOptions {
@@ -76,7 +93,7 @@ export class PullProgress {
   private state = 'running';
   private bytes = 0;
   private started: number;
-  private drawn = 0;
+  private readonly frameOnTty: TerminalFrame;
   /** The stream's first message has been seen (a second one comes after re-attaching). */
   private viewed = false;
   private dirty = false;
@@ -87,6 +104,7 @@ export class PullProgress {
   constructor(private readonly opts: ProgressOptions) {
     this.now = opts.now ?? Date.now;
     this.started = this.now();
+    this.frameOnTty = new TerminalFrame(opts.out);
     if (opts.tty) {
       opts.out.write('\x1b[?25l'); // hide the cursor while redrawing
       // The elapsed time moves even when no bytes arrive.
@@ -226,12 +244,7 @@ export class PullProgress {
     // A terminal that reports no size (0×0, as some ptys and CI consoles do) gets the usual 80×24.
     const columns = Math.max(40, this.opts.columns?.() || 80);
     const rows = Math.max(4, this.opts.rows?.() || 24);
-    const lines = this.frame(rows - 2, columns - 1).map((l) => (l.length > columns - 1 ? l.slice(0, columns - 1) : l));
-    let text = this.drawn > 0 ? `\x1b[${this.drawn}F` : '';
-    for (const l of lines) text += `\x1b[2K${l}\n`;
-    text += '\x1b[J';
-    this.opts.out.write(text);
-    this.drawn = lines.length;
+    this.frameOnTty.draw(this.frame(rows - 2, columns - 1), columns);
   }
 
   /** The lines of one frame: a line per blob (finished ones folded when they do not fit), then totals. */

@@ -5,9 +5,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiError, BerthClient, seg } from '../client/http.js';
 import type { Pull, PullEvent, PullList, PullRequest } from '../client/types.js';
 import { readSse } from './events.js';
+import { followTransfer } from './follow-transfer.js';
 import { listVerb } from './list.js';
 import { blobKind, isFinal, PullProgress, rate, shortDigest } from './progress.js';
-import { age, humanSize, printJson, printTable } from './table.js';
+import { age, humanSize, printFields, printJson, printTable } from './table.js';
 
 const durationMs = (p: Pull): number => (p.finishedAt ? Date.parse(p.finishedAt) : Date.now()) - Date.parse(p.startedAt);
 
@@ -120,39 +121,14 @@ export async function pullImage(c: BerthClient, ref: string, opts: PullOptions):
   const progress = opts.json
     ? undefined
     : new PullProgress({ out, tty: out.isTTY === true, columns: () => out.columns ?? 80, rows: () => out.rows ?? 24 });
-  const abort = new AbortController();
-  let interrupted = false;
-  const interrupt = () => {
-    interrupted = true;
-    abort.abort();
-  };
-  process.once('SIGINT', interrupt);
-  process.once('SIGTERM', interrupt);
-  let final: Pull;
-  try {
-    final = await follow(c, started.id, progress, abort.signal);
-  } catch (err) {
-    if (!interrupted) {
-      progress?.finish();
-      throw err;
-    }
-    // Interrupted: cancel the pull on the server (what it fetched stays there, for the next pull).
-    final = await c.json<Pull>('DELETE', `/v1/pulls/${seg(started.id)}`);
-    progress?.finish(final);
-    if (!opts.json) process.stderr.write(`berth: pull ${started.id} cancelled: what was fetched is kept; pull again to resume\n`);
-    else printJson(final);
-    process.exitCode = 130;
-    return undefined;
-  } finally {
-    process.off('SIGINT', interrupt);
-    process.off('SIGTERM', interrupt);
-  }
-  progress?.finish(final);
-  if (opts.json) printJson(final);
-  if (final.state !== 'done') {
-    throw new Error(final.error?.message ?? `pull ${final.id} ${final.state}`);
-  }
-  return final;
+  return followTransfer({
+    kind: 'pull',
+    follow: (signal) => follow(c, started.id, progress, signal),
+    cancel: () => c.json<Pull>('DELETE', `/v1/pulls/${seg(started.id)}`),
+    progress,
+    json: opts.json,
+    cancelledNote: `berth: pull ${started.id} cancelled: what was fetched is kept; pull again to resume`,
+  });
 }
 
 export function registerPulls(program: Command, client: () => BerthClient): void {
@@ -219,8 +195,7 @@ export function registerPulls(program: Command, client: () => BerthClient): void
           ? [['sources', `${humanSize(p.bytesFromUpstream)} upstream, ${humanSize(p.bytesFromPeers)} from peers`] as [string, string]]
           : []),
       ];
-      const width = Math.max(...lines.map(([k]) => k.length));
-      for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(width + 2)}${v}\n`);
+      printFields(lines);
       if (p.blobs.length === 0) return;
       process.stdout.write('\n');
       printTable(

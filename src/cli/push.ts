@@ -6,16 +6,15 @@ import type { Command } from 'commander';
 import { BerthClient, seg } from '../client/http.js';
 import type { components } from '../client/openapi.js';
 import { readSse } from './events.js';
+import { followTransfer } from './follow-transfer.js';
 import { listVerb } from './list.js';
-import { blobKind, rate, shortDigest } from './progress.js';
-import { age, humanSize, printJson, printTable } from './table.js';
+import { bar, blobKind, rate, shortDigest, TerminalFrame } from './progress.js';
+import { age, humanSize, printFields, printJson, printTable } from './table.js';
 
 type Push = components['schemas']['Push'];
 type PushEvent = components['schemas']['PushEvent'];
 type PushBlob = components['schemas']['PushBlobProgress'];
 
-const finalStates = new Set(['done', 'failed', 'cancelled']);
-const isFinal = (e: PushEvent): boolean => finalStates.has(e.type) && e.digest === undefined;
 const durationMs = (p: Push): number => (p.finishedAt ? Date.parse(p.finishedAt) : Date.now()) - Date.parse(p.startedAt);
 
 /** What a blob's final state says on its line. */
@@ -35,12 +34,13 @@ export function pushSummary(p: Push): string {
 /** The push as the stream tells it: lines per change of state, or a frame redrawn on a terminal. */
 class PushProgress {
   private readonly blobs = new Map<string, PushBlob>();
-  private drawn = 0;
+  private readonly frame: TerminalFrame;
   private readonly timer?: NodeJS.Timeout;
   private ref = '';
   private started = Date.now();
 
   constructor(private readonly out: NodeJS.WriteStream) {
+    this.frame = new TerminalFrame(out);
     if (out.isTTY) {
       out.write('\x1b[?25l');
       this.timer = setInterval(() => this.draw(), 200);
@@ -86,15 +86,11 @@ class PushProgress {
 
   private draw(): void {
     const columns = Math.max(40, this.out.columns || 80);
-    const lines = [...this.blobs.values()].slice(-Math.max(2, (this.out.rows || 24) - 3)).map((b) => {
-      const filled = b.size > 0 ? Math.min(20, Math.floor((b.offset / b.size) * 20)) : 20;
-      return `${(blobKind(b.mediaType) ?? 'blob').padEnd(8)} ${shortDigest(b.digest).padEnd(19)}  ${b.state.padEnd(9)} |${'+'.repeat(filled)}${'-'.repeat(20 - filled)}| ${humanSize(b.offset)}/${humanSize(b.size)}`;
-    });
+    const lines = [...this.blobs.values()].slice(-Math.max(2, (this.out.rows || 24) - 3)).map(
+      (b) => `${(blobKind(b.mediaType) ?? 'blob').padEnd(8)} ${shortDigest(b.digest).padEnd(19)}  ${b.state.padEnd(9)} ${bar(b.offset, b.size, 20)} ${humanSize(b.offset)}/${humanSize(b.size)}`,
+    );
     lines.push(`${this.ref}  elapsed ${((Date.now() - this.started) / 1000).toFixed(1)} s`);
-    let text = this.drawn > 0 ? `\x1b[${this.drawn}F` : '';
-    for (const l of lines) text += `\x1b[2K${l.slice(0, columns - 1)}\n`;
-    this.out.write(`${text}\x1b[J`);
-    this.drawn = lines.length;
+    this.frame.draw(lines, columns);
   }
 }
 
@@ -110,37 +106,21 @@ export async function pushImage(c: BerthClient, ref: string, opts: PushOptions):
     json: { ref, image: opts.image || undefined, platform: opts.platform || undefined } satisfies components['schemas']['PushRequest'],
   });
   const progress = opts.json ? undefined : new PushProgress(process.stdout);
-  const abort = new AbortController();
-  const interrupt = () => abort.abort();
-  process.once('SIGINT', interrupt);
-  process.once('SIGTERM', interrupt);
-  let final: Push;
-  try {
-    const res = await c.send('GET', `/v1/pushes/${seg(started.id)}/events`, { bodyTimeout: 60_000, signal: abort.signal });
-    await readSse(res.body, (event, data) => {
-      if (event === 'push') return progress?.view(JSON.parse(data) as Push);
-      progress?.event(JSON.parse(data) as PushEvent);
-    });
-    final = await c.json<Push>('GET', `/v1/pushes/${seg(started.id)}`);
-  } catch (err) {
-    if (!abort.signal.aborted) {
-      progress?.finish();
-      throw err;
-    }
-    final = await c.json<Push>('DELETE', `/v1/pushes/${seg(started.id)}`);
-    progress?.finish(final);
-    if (opts.json) printJson(final);
-    else process.stderr.write(`berth: push ${started.id} cancelled: blobs the registry received stay there; push again to go on\n`);
-    process.exitCode = 130;
-    return undefined;
-  } finally {
-    process.off('SIGINT', interrupt);
-    process.off('SIGTERM', interrupt);
-  }
-  progress?.finish(final);
-  if (opts.json) printJson(final);
-  if (final.state !== 'done') throw new Error(final.error?.message ?? `push ${final.id} ${final.state}`);
-  return final;
+  return followTransfer({
+    kind: 'push',
+    follow: async (signal) => {
+      const res = await c.send('GET', `/v1/pushes/${seg(started.id)}/events`, { bodyTimeout: 60_000, signal });
+      await readSse(res.body, (event, data) => {
+        if (event === 'push') return progress?.view(JSON.parse(data) as Push);
+        progress?.event(JSON.parse(data) as PushEvent);
+      });
+      return c.json<Push>('GET', `/v1/pushes/${seg(started.id)}`);
+    },
+    cancel: () => c.json<Push>('DELETE', `/v1/pushes/${seg(started.id)}`),
+    progress,
+    json: opts.json,
+    cancelledNote: `berth: push ${started.id} cancelled: blobs the registry received stay there; push again to go on`,
+  });
 }
 
 export function registerPush(program: Command, client: () => BerthClient): void {
@@ -199,8 +179,7 @@ export function registerPush(program: Command, client: () => BerthClient): void 
         ...(p.finishedAt ? [['finished', p.finishedAt] as [string, string]] : []),
         ['sent', `${humanSize(p.bytesSent)} in ${rate(p.bytesSent, durationMs(p))}`],
       ];
-      const width = Math.max(...lines.map(([k]) => k.length));
-      for (const [k, v] of lines) process.stdout.write(`${(k + ':').padEnd(width + 2)}${v}\n`);
+      printFields(lines);
       if (p.blobs.length === 0) return;
       process.stdout.write('\n');
       printTable(

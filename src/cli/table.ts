@@ -8,6 +8,12 @@ export function printTable(headers: string[], rows: string[][], out: NodeJS.Writ
   for (const row of rows) out.write(line(row));
 }
 
+/** One object as `key:  value` lines, the values aligned (as `berth pulls get` shows a pull). */
+export function printFields(fields: Array<[key: string, value: string]>): void {
+  const width = Math.max(...fields.map(([k]) => k.length));
+  for (const [k, v] of fields) process.stdout.write(`${(k + ':').padEnd(width + 2)}${v}\n`);
+}
+
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }

@@ -4,13 +4,11 @@
 import { BerthError, invalidArgument, notFound } from '../../store/errors.js';
 import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
 import { checkNamespace, type OpContext } from '../metadata/context.js';
+import { followTransfer, type TransferEvent } from './follow.js';
 import type { PullManager, PullRequest, PullState, PullView } from '../pull/manager.js';
 
 /** One event of a pull, as the manager emits it: `{type, ...}`. */
-export interface PullEvent {
-  type: string;
-  [key: string]: unknown;
-}
+export type PullEvent = TransferEvent;
 
 export interface StartOptions extends Omit<PullRequest, 'unpack'> {
   /** Unpack the layers into a snapshotter while they download. */
@@ -98,40 +96,7 @@ export class PullService {
    */
   follow(ctx: OpContext, id: string, onView: (view: PullView) => void, onEvent: (e: PullEvent) => void): () => void {
     this.own(ctx, id);
-    let ended = false;
-    let unsubscribe = () => {};
-    const stop = () => {
-      ended = true;
-      unsubscribe();
-    };
-    // Subscribed first, then the view: nothing the manager emits in between can be missed (both
-    // happen in this turn of the event loop).
-    // A blob's events carry its media type as well (the manager's have only the digest): looked
-    // up in the pull's view once per blob.
-    const mediaTypes = new Map<string, string>();
-    const withMediaType = (e: PullEvent): PullEvent => {
-      if (typeof e.digest !== 'string' || e.mediaType !== undefined) return e;
-      let mediaType = mediaTypes.get(e.digest);
-      if (mediaType === undefined) {
-        for (const b of this.manager.get(id).blobs) mediaTypes.set(b.digest, b.mediaType);
-        mediaType = mediaTypes.get(e.digest);
-      }
-      return mediaType === undefined ? e : { ...e, mediaType };
-    };
-    unsubscribe = this.manager.subscribe(id, (raw) => {
-      if (ended) return;
-      const e = withMediaType(raw as PullEvent);
-      onEvent(e);
-      if (isFinalEvent(e)) stop();
-    });
-    const view = this.manager.get(id);
-    for (const b of view.blobs) mediaTypes.set(b.digest, b.mediaType);
-    onView(view);
-    if (!ended && view.state !== 'running') {
-      onEvent(finalEvent(view));
-      stop();
-    }
-    return stop;
+    return followTransfer(this.manager, { isFinal: isFinalEvent, finalEvent }, id, onView, onEvent);
   }
 
   private own(ctx: OpContext, id: string): PullView {

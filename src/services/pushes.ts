@@ -4,19 +4,22 @@
 import { notFound } from '../../store/errors.js';
 import { objectAdaptor, parseFilters } from '../../store/filters/index.js';
 import { checkNamespace, type OpContext } from '../metadata/context.js';
+import { followTransfer, type TransferEvent } from './follow.js';
 import type { PushManager, PushRequest, PushView } from '../push/manager.js';
 
 /** One event of a push, as the manager emits it: `{type, ...}`. */
-export interface PushEvent {
-  type: string;
-  [key: string]: unknown;
-}
+export type PushEvent = TransferEvent;
 
 const finalStates: ReadonlySet<string> = new Set(['done', 'failed', 'cancelled']);
 
 /** True for the event that ends a push's stream (a blob's events carry a `digest`; the push's own do not). */
 export function isFinalPushEvent(e: PushEvent): boolean {
   return finalStates.has(e.type) && !('digest' in e);
+}
+
+/** The final event of a push that has ended, as the manager sent it. */
+function finalPushEvent(view: PushView): PushEvent {
+  return { type: view.state, ...(view.error ? { error: view.error } : {}), image: view.image, ...(view.digest ? { target: view.digest } : {}) };
 }
 
 export class PushService {
@@ -56,32 +59,7 @@ export class PushService {
    */
   follow(ctx: OpContext, id: string, onView: (view: PushView) => void, onEvent: (e: PushEvent) => void): () => void {
     this.own(ctx, id);
-    let ended = false;
-    let unsubscribe = () => {};
-    const stop = () => {
-      ended = true;
-      unsubscribe();
-    };
-    const mediaTypes = new Map<string, string>();
-    // Subscribed first, then the view, in one turn of the event loop: nothing is missed between.
-    unsubscribe = this.manager.subscribe(id, (raw) => {
-      if (ended) return;
-      let e = raw as PushEvent;
-      if (typeof e.digest === 'string' && e.mediaType === undefined) {
-        if (!mediaTypes.has(e.digest)) for (const b of this.manager.get(id).blobs) mediaTypes.set(b.digest, b.mediaType);
-        const mediaType = mediaTypes.get(e.digest);
-        if (mediaType !== undefined) e = { ...e, mediaType };
-      }
-      onEvent(e);
-      if (isFinalPushEvent(e)) stop();
-    });
-    const view = this.manager.get(id);
-    onView(view);
-    if (!ended && view.state !== 'running') {
-      onEvent({ type: view.state, ...(view.error ? { error: view.error } : {}), image: view.image, ...(view.digest ? { target: view.digest } : {}) });
-      stop();
-    }
-    return stop;
+    return followTransfer(this.manager, { isFinal: isFinalPushEvent, finalEvent: finalPushEvent }, id, onView, onEvent);
   }
 
   private own(ctx: OpContext, id: string): PushView {
