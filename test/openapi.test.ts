@@ -13,20 +13,22 @@ import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import Fastify from 'fastify';
 import { request as undiciRequest, type Dispatcher } from 'undici';
+import WebSocket from 'ws';
 import { parse as parseYaml } from 'yaml';
+import { tarEntries } from '../src/archive/tar-entries.js';
 import type { EventBus } from '../src/events/bus.js';
 import { builtinPlugins } from '../src/plugins/index.js';
 import type { Registration } from '../src/plugins/registry.js';
 import { registerApi } from '../src/server.js';
 import { unmountAll } from '../src/snapshots/mount.js';
 import { busyboxConfig, busyboxLayer } from './fixtures/busybox.js';
-import { bigLayer, buildImage, multiPlatformImage, pushImage, type Image as FixtureImage } from './fixtures/images.js';
+import { bigLayer, buildImage, multiPlatformImage, pushImage, tar, type Image as FixtureImage } from './fixtures/images.js';
 import { freePort, startRegistry, type Registry } from './fixtures/registry.js';
 import { removeRuntimeLeftovers } from './fixtures/runtime.js';
 import { startTestServer, type TestServer } from './fixtures/server.js';
@@ -267,6 +269,10 @@ interface Res {
   json?: any;
   /** For a `stream` row: the server ended the answer (rather than the client leaving it). */
   ended?: boolean;
+  /** For a `websocket` row that was upgraded: the socket's messages (text as parsed JSON, binary as bytes), in order. */
+  messages?: Array<Json | Buffer>;
+  /** For a `websocket` row that was upgraded: the close code the server sent (1006 when none). */
+  closeCode?: number;
 }
 
 interface Row {
@@ -279,7 +285,7 @@ interface Row {
   query?: Array<[string, string]>;
   headers?: Record<string, string>;
   /** A string or Buffer is sent as is; anything else as JSON (with its content type). A function gives the body when the row runs. */
-  body?: string | Buffer | Json | (() => Json);
+  body?: string | Buffer | Json | (() => Json | Buffer);
   before?: () => Promise<void>;
   check?: (res: Res) => void | Promise<void>;
   after?: () => Promise<void>;
@@ -288,6 +294,12 @@ interface Row {
    * is enough (or 5 s pass), then disconnect. `trigger` runs once the first bytes arrived.
    */
   stream?: { until: (text: string) => boolean; trigger?: () => Promise<void> };
+  /**
+   * For a WebSocket route: the request is an upgrade, as a client makes it. Once upgraded, the
+   * socket is read until the server closes it (or 10 s pass); `input` is sent as the process's
+   * input once it has started (`started`), then `eof`.
+   */
+  websocket?: { input?: string };
   /** A known bug, reported: the row runs but its failure does not fail the file. */
   todo?: string;
 }
@@ -337,6 +349,11 @@ let big: FixtureImage;
 let silent: { host: string; close(): Promise<void> };
 let closedPort = 0;
 let pulled = '';
+let pushed = '';
+/** The archive `export image` answered (imported again below). */
+let exported: Buffer = Buffer.alloc(0);
+/** The images a row saw before it ran. */
+let imagesBefore: Json[] = [];
 let hanging = '';
 
 // Snapshots, unpacking, containers and tasks. Containers run busybox (test/busybox:1, built from
@@ -387,6 +404,20 @@ function sseMessages(text: string): Array<{ event: string; data: Json }> {
       return { event, data };
     });
 }
+
+/** The regular files of a (small) tar: name → bytes. */
+async function tarFiles(archive: Buffer): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>();
+  for await (const entry of tarEntries(Readable.from([archive]))) {
+    const chunks: Buffer[] = [];
+    for await (const bytes of entry.data) chunks.push(bytes);
+    if (entry.header.type === '0') files.set(entry.header.name.replace(/^\.\//, ''), Buffer.concat(chunks));
+  }
+  return files;
+}
+
+/** `blobs/<alg>/<hex>` of each digest, sorted, once each. */
+const blobPaths = (digests: string[]): string[] => [...new Set(digests.map((d) => `blobs/${d.replace(':', '/')}`))].sort();
 
 /** A request outside the table (for checks). */
 async function api(method: string, path: string, opts: { json?: unknown; headers?: Record<string, string> } = {}) {
@@ -461,6 +492,14 @@ async function removeRunNamespaceTasks(): Promise<void> {
   else await unmountAll(server.dir);
 }
 
+/** Deletes a container whose task has exited, with its task. */
+async function removeStoppedTask(id: string): Promise<void> {
+  const task = await api('DELETE', `/v1/containers/${id}/task`, { headers: inRun });
+  assert.ok([200, 404].includes(task.status), `delete task ${id}: ${JSON.stringify(task.json)}`);
+  const container = await api('DELETE', `/v1/containers/${id}`, { headers: inRun });
+  assert.equal(container.status, 204, `delete container ${id}: ${JSON.stringify(container.json)}`);
+}
+
 /** Where the content plugin keeps a blob (containerd's layout under the plugin's root). */
 function blobFile(digest: string): string {
   const content = server.plugins.list().find((p) => p.type === 'io.berth.content.v1');
@@ -527,6 +566,10 @@ async function call(op: DocOperation, row: Row): Promise<Res> {
     headers['content-type'] ??= 'application/json';
     body = JSON.stringify(given);
   }
+  if (row.websocket) {
+    assert.equal(op.method, 'get', `row ${row.name}: a WebSocket handshake is a GET`);
+    return upgrade(url, headers, row.websocket);
+  }
   const abort = new AbortController();
   const res = await fetch(url, { method: op.method.toUpperCase(), headers, body, signal: abort.signal });
   const { bytes, ended } = row.stream && res.ok ? await readUntil(res, abort, row.stream) : { bytes: Buffer.from(await res.arrayBuffer()), ended: undefined };
@@ -535,6 +578,68 @@ async function call(op: DocOperation, row: Row): Promise<Res> {
     out.json = JSON.parse(bytes.toString('utf8'));
   }
   return out;
+}
+
+const headersOf = (raw: Record<string, string | string[] | undefined>): Headers =>
+  new Headers(Object.entries(raw).flatMap(([k, v]) => [v ?? []].flat().map((x): [string, string] => [k, x])));
+
+/**
+ * A WebSocket handshake (RFC 6455, by the `ws` client): a 101 is read as the socket's messages
+ * until the server closes it or 10 s pass (then the client drops it: the row's check says what
+ * is missing); any other answer as a plain HTTP one.
+ */
+function upgrade(url: URL, headers: Record<string, string>, opts: NonNullable<Row['websocket']>): Promise<Res> {
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  return new Promise<Res>((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    const messages: Array<Json | Buffer> = [];
+    let upgraded: Headers | undefined;
+    const deadline = setTimeout(() => ws.terminate(), 10_000);
+    ws.once('upgrade', (res) => {
+      upgraded = headersOf(res.headers);
+    });
+    ws.once('unexpected-response', (req, res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.once('error', reject);
+      res.once('end', () => {
+        clearTimeout(deadline);
+        const body = Buffer.concat(chunks);
+        const isJson = /^application\/json\b/.test(String(res.headers['content-type'])) && body.length > 0;
+        resolve({ status: res.statusCode ?? 0, headers: headersOf(res.headers), body, ...(isJson ? { json: JSON.parse(body.toString('utf8')) } : {}) });
+        req.destroy();
+      });
+    });
+    ws.on('message', (data, isBinary) => {
+      const bytes = data as Buffer; // binaryType 'nodebuffer'
+      if (isBinary) {
+        messages.push(bytes);
+        return;
+      }
+      const message = JSON.parse(bytes.toString('utf8')) as Json;
+      messages.push(message);
+      if (message.type === 'started' && opts.input !== undefined) {
+        ws.send(Buffer.from(opts.input));
+        ws.send(JSON.stringify({ type: 'eof' }));
+      }
+    });
+    ws.once('close', (code) => {
+      clearTimeout(deadline);
+      if (upgraded) resolve({ status: 101, headers: upgraded, body: Buffer.alloc(0), messages, closeCode: code });
+    });
+    // After an answer other than 101 the request is dropped, which ws reports as an error: ignored then.
+    ws.on('error', (err) => {
+      if (!upgraded) reject(err);
+    });
+  });
+}
+
+/** What a process's socket carried: its JSON messages, and its output by stream (1 stdout or the terminal, 2 stderr). */
+function processStream(res: Res): { events: Json[]; out: string; err: string } {
+  assert.ok(res.messages, 'the request was upgraded');
+  const output = (stream: number) =>
+    Buffer.concat(res.messages!.filter((m): m is Buffer => Buffer.isBuffer(m) && m[0] === stream).map((m) => m.subarray(1))).toString('utf8');
+  return { events: res.messages.filter((m) => !Buffer.isBuffer(m)), out: output(1), err: output(2) };
 }
 
 /**
@@ -605,6 +710,17 @@ function conforms(op: DocOperation, res: Res): void {
     );
   } else {
     assert.equal(res.body.length, 0, `${what} with a body openapi.yaml does not describe: ${res.body}`);
+  }
+
+  // A WebSocket's messages: each JSON one matches the schema the 101's description names.
+  if (res.messages) {
+    const name = spec.description?.match(/Messages: `(\w+)`/)?.[1];
+    assert.ok(name, `${what}: its description names no schema for the socket's messages`);
+    const validate = ajv.getSchema(schemaBase + name);
+    assert.ok(validate, `${what}: no schema ${name} in openapi.yaml`);
+    for (const m of res.messages.filter((x) => !Buffer.isBuffer(x))) {
+      assert.ok(validate(m), `${what} with a message that is not a ${name}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(m)}`);
+    }
   }
 
   if (res.status >= 400 && res.json?.error) {
@@ -2027,6 +2143,85 @@ const rows: Row[] = [
     },
   },
   { name: 'pull events: unknown is 404 before any stream', op: 'streamPullEvents', status: 404, params: { id: 'no-such-pull' } },
+  // ---- pushes (issue 16, H4): after the pull rows, which recorded `${registry.host}/test/app:1` ----
+  { name: 'list pushes: none yet', op: 'listPushes', status: 200, check: (r) => assert.deepEqual(r.json.items, []) },
+  { name: 'list pushes: unparsable filter is 400', op: 'listPushes', status: 400, query: [['filter', 'state==']] },
+  { name: 'start push: a malformed reference is 400 naming it', op: 'startPush', status: 400, body: { ref: 'Bad_Ref!!:x' }, check: (r) => mentions(r, 'Bad_Ref!!:x') },
+  { name: 'start push: an unknown property is 400', op: 'startPush', status: 400, body: { ref: 'alpine', platfrom: 'linux/amd64' } },
+  {
+    name: 'start push: an image that is not here is 404 naming it',
+    op: 'startPush',
+    status: 404,
+    body: () => ({ ref: `${registry.host}/pushed/none:1` }),
+    check: (r) => mentions(r, `${registry.host}/pushed/none:1`),
+  },
+  {
+    name: 'start push: wait=true answers 200 once done, the tag naming the platform\'s manifest',
+    op: 'startPush',
+    status: 200,
+    query: [['wait', 'true']],
+    body: () => ({ ref: `${registry.host}/pushed/app:1`, image: `${registry.host}/test/app:1`, platform: 'linux/amd64' }),
+    check: async (r) => {
+      assert.equal(r.json.state, 'done', JSON.stringify(r.json.error));
+      assert.equal(r.json.digest, multi.images[0].digest, 'the tag names the amd64 manifest');
+      assert.match(r.json.startedAt, /\.\d{9}Z$/);
+      pushed = r.json.id;
+      // The registry has it: the tag answers the amd64 manifest.
+      const res = await fetch(`${registry.url}/v2/pushed/app/manifests/1`, { method: 'HEAD', headers: { accept: multi.images[0].mediaType } });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('docker-content-digest'), multi.images[0].digest);
+    },
+  },
+  {
+    name: 'list pushes: the namespace\'s pushes, filtered on state',
+    op: 'listPushes',
+    status: 200,
+    query: [['filter', 'state==done']],
+    check: async (r) => {
+      assert.deepEqual(r.json.items.map((p: Json) => p.id), [pushed]);
+      assert.deepEqual((await api('GET', '/v1/pushes', { headers: { 'berth-namespace': nsA } })).json.items, []);
+    },
+  },
+  {
+    name: 'get push: by id',
+    op: 'getPush',
+    status: 200,
+    params: { id: 'pushed' },
+    before: async () => {
+      rowParams.id = pushed;
+    },
+    check: (r) => {
+      assert.equal(r.json.id, pushed);
+      assert.equal(r.json.state, 'done');
+    },
+  },
+  { name: 'get push: unknown is 404 naming it', op: 'getPush', status: 404, params: { id: 'no-such-push' }, check: (r) => mentions(r, 'no-such-push') },
+  {
+    name: 'push events: an ended push sends its view and its final event, then the stream ends',
+    op: 'streamPushEvents',
+    status: 200,
+    params: { id: 'pushed' },
+    before: async () => {
+      rowParams.id = pushed;
+    },
+    check: (r) => {
+      const messages = sseMessages(r.body.toString('utf8'));
+      assert.deepEqual(messages.map((m) => m.event), ['push', 'done']);
+      assert.equal(messages[1].data.target, multi.images[0].digest);
+    },
+  },
+  { name: 'push events: unknown is 404 before any stream', op: 'streamPushEvents', status: 404, params: { id: 'no-such-push' } },
+  {
+    name: 'cancel push: an ended push is left as it is',
+    op: 'cancelPush',
+    status: 200,
+    params: { id: 'pushed' },
+    before: async () => {
+      rowParams.id = pushed;
+    },
+    check: (r) => assert.equal(r.json.state, 'done'),
+  },
+  { name: 'cancel push: unknown is 404', op: 'cancelPush', status: 404, params: { id: 'no-such-push' } },
   {
     name: 'pull events: a running pull streams per-blob progress and ends after its final event',
     op: 'streamPullEvents',
@@ -2294,6 +2489,190 @@ const rows: Row[] = [
     },
     check: (r) => mentions(r, 'application/octet-stream'),
     after: async () => void (await api('DELETE', `/v1/images/${encodeURIComponent('blob:1')}`)),
+  },
+
+  // ---- export, import, tag (every platform of test/app:1 is stored since the inspect rows) ----
+  {
+    name: 'export image: an OCI layout naming the image, every platform\'s blobs; Content-Length before the bytes',
+    op: 'exportImage',
+    status: 200,
+    params: { name: 'app' },
+    query: [['allPlatforms', 'true']],
+    before: async () => {
+      rowParams.name = appRef();
+    },
+    check: async (r) => {
+      assert.equal(Number(r.headers.get('content-length')), r.body.length);
+      const files = await tarFiles(r.body);
+      assert.equal(JSON.parse(String(files.get('oci-layout'))).imageLayoutVersion, '1.0.0');
+      const index = JSON.parse(String(files.get('index.json')));
+      assert.deepEqual(
+        index.manifests.map((m: Json) => [m.digest, m.annotations?.['io.containerd.image.name']]),
+        [[multi.digest, appRef()]],
+      );
+      const want = blobPaths([multi.digest, ...multi.images.flatMap((i) => [i.digest, ...i.blobs.map((b) => b.digest)])]);
+      assert.deepEqual([...files.keys()].filter((f) => f.startsWith('blobs/')).sort(), want);
+      for (const path of want) assert.equal(`sha256:${createHash('sha256').update(files.get(path)!).digest('hex')}`, path.replace('blobs/sha256/', 'sha256:'));
+      exported = r.body;
+    },
+  },
+  {
+    name: 'export image: platform and allPlatforms together is 400',
+    op: 'exportImage',
+    status: 400,
+    params: { name: 'app' },
+    query: [['platform', 'linux/arm64'], ['allPlatforms', 'true']],
+    before: async () => {
+      rowParams.name = appRef();
+    },
+    check: (r) => assert.equal(errorCode(r), 'invalid_argument'),
+  },
+  { name: 'export image: unknown is 404 naming it', op: 'exportImage', status: 404, params: { name: 'nope:1' }, check: (r) => mentions(r, 'nope:1') },
+  {
+    name: 'export image: a target the store does not have is 412 naming it',
+    op: 'exportImage',
+    status: 412,
+    params: { name: 'ghost:2' },
+    before: async () => {
+      const res = await api('POST', '/v1/images', { json: { name: 'ghost:2', target: { mediaType: manifestType, digest: missing, size: 10 } } });
+      assert.equal(res.status, 201);
+    },
+    check: (r) => mentions(r, missing),
+    after: async () => void (await api('DELETE', `/v1/images/${encodeURIComponent('ghost:2')}`)),
+  },
+  {
+    name: 'export images: two images in one layout, one platform of the index',
+    op: 'exportImages',
+    status: 200,
+    body: () => ({ names: [appRef(), `${registry.host}/test/big:1`], platform: 'linux/arm64' }),
+    check: async (r) => {
+      assert.equal(Number(r.headers.get('content-length')), r.body.length);
+      const files = await tarFiles(r.body);
+      const index = JSON.parse(String(files.get('index.json')));
+      assert.deepEqual(
+        index.manifests.map((m: Json) => [m.digest, m.annotations?.['io.containerd.image.name']]),
+        [[multi.digest, appRef()], [big.digest, `${registry.host}/test/big:1`]],
+      );
+      const arm64 = multi.images[1];
+      const want = blobPaths([multi.digest, arm64.digest, ...arm64.blobs.map((b) => b.digest), big.digest, ...big.blobs.map((b) => b.digest)]);
+      assert.deepEqual([...files.keys()].filter((f) => f.startsWith('blobs/')).sort(), want);
+    },
+  },
+  { name: 'export images: an empty list is 400', op: 'exportImages', status: 400, body: { names: [] } },
+  {
+    name: 'export images: one unknown among them is 404 naming it',
+    op: 'exportImages',
+    status: 404,
+    body: () => ({ names: [appRef(), 'nope:2'] }),
+    check: (r) => mentions(r, 'nope:2'),
+  },
+  {
+    name: 'import images: bytes that are no tar are 400, no image recorded',
+    op: 'importImages',
+    status: 400,
+    headers: { 'content-type': 'application/x-tar' },
+    body: Buffer.alloc(1024, 1),
+    before: async () => {
+      imagesBefore = (await api('GET', '/v1/images')).json.items;
+    },
+    check: async (r) => {
+      assert.equal(errorCode(r), 'invalid_argument');
+      mentions(r, 'archive');
+      assert.deepEqual((await api('GET', '/v1/images')).json.items, imagesBefore);
+    },
+  },
+  {
+    name: 'import images: the exported archive again records the same image; nothing new written',
+    op: 'importImages',
+    status: 200,
+    headers: { 'content-type': 'application/x-tar' },
+    body: () => exported,
+    check: (r) => {
+      assert.deepEqual(r.json.images.map((i: Json) => [i.name, i.target.digest]), [[appRef(), multi.digest]]);
+      const blobs = new Set([multi.digest, ...multi.images.flatMap((i) => [i.digest, ...i.blobs.map((b) => b.digest)])]);
+      assert.equal(r.json.blobs, blobs.size);
+      assert.equal(r.json.bytes, 0, 'every blob was stored already');
+    },
+  },
+  {
+    name: 'import images: a layout whose index.json names a stored index under a new name',
+    op: 'importImages',
+    status: 200,
+    headers: { 'content-type': 'application/x-tar' },
+    body: tar({
+      'oci-layout': '{"imageLayoutVersion":"1.0.0"}',
+      'index.json': JSON.stringify({ schemaVersion: 2, manifests: [{ ...multi.descriptor, annotations: { 'io.containerd.image.name': 'imported/app:1' } }] }),
+    }),
+    check: async (r) => {
+      assert.deepEqual(r.json.images.map((i: Json) => [i.name, i.target.digest]), [['imported/app:1', multi.digest]]);
+      assert.equal(r.json.bytes, 0);
+      assert.equal((await api('GET', `/v1/images/${encodeURIComponent('imported/app:1')}`)).json?.target.digest, multi.digest);
+    },
+    after: async () => void (await api('DELETE', `/v1/images/${encodeURIComponent('imported/app:1')}`)),
+  },
+  {
+    name: 'import images: an unknown Berth-Lease is 404 naming it',
+    op: 'importImages',
+    status: 404,
+    headers: { 'content-type': 'application/x-tar', 'berth-lease': 'no-such-lease' },
+    body: () => exported,
+    check: (r) => mentions(r, 'no-such-lease'),
+  },
+  {
+    name: 'tag image: a second name for the target, with its labels',
+    op: 'tagImage',
+    status: 201,
+    params: { name: 'app' },
+    before: async () => {
+      rowParams.name = appRef();
+    },
+    body: { target: 'tagged/app:1' },
+    check: async (r) => {
+      const source = (await api('GET', `/v1/images/${encodeURIComponent(appRef())}`)).json;
+      assert.equal(r.json.name, 'tagged/app:1');
+      assert.deepEqual(r.json.target, source.target);
+      assert.deepEqual(r.json.labels ?? {}, source.labels ?? {});
+    },
+  },
+  {
+    name: 'tag image: an existing target is 409 naming it, left as it was',
+    op: 'tagImage',
+    status: 409,
+    params: { name: 'big' },
+    before: async () => {
+      rowParams.name = `${registry.host}/test/big:1`;
+    },
+    body: { target: 'tagged/app:1' },
+    check: async (r) => {
+      mentions(r, 'tagged/app:1');
+      assert.equal((await api('GET', `/v1/images/${encodeURIComponent('tagged/app:1')}`)).json?.target.digest, multi.digest);
+    },
+  },
+  {
+    name: 'tag image: force points an existing target at this image\'s target',
+    op: 'tagImage',
+    status: 201,
+    params: { name: 'big' },
+    before: async () => {
+      rowParams.name = `${registry.host}/test/big:1`;
+    },
+    body: { target: 'tagged/app:1', force: true },
+    check: async (r) => {
+      assert.equal(r.json.target.digest, big.digest);
+      assert.equal((await api('GET', `/v1/images/${encodeURIComponent('tagged/app:1')}`)).json?.target.digest, big.digest);
+    },
+    after: async () => void (await api('DELETE', `/v1/images/${encodeURIComponent('tagged/app:1')}`)),
+  },
+  { name: 'tag image: unknown is 404 naming it', op: 'tagImage', status: 404, params: { name: 'nope:1' }, body: { target: 'tagged/nope:1' }, check: (r) => mentions(r, 'nope:1') },
+  {
+    name: 'tag image: a target that is no name is 400',
+    op: 'tagImage',
+    status: 400,
+    params: { name: 'app' },
+    before: async () => {
+      rowParams.name = appRef();
+    },
+    body: { target: '' },
   },
 
   // ---- snapshotters and snapshots (on native: it works everywhere) ----
@@ -2827,18 +3206,79 @@ const rows: Row[] = [
     after: async () => void (await api('DELETE', '/v1/containers/noexec', { headers: inRun })),
   },
   {
-    name: 'create task: a terminal (tty) is not supported yet (501), nothing left',
+    name: 'create task: a terminal (tty) needs an attached client (412), nothing left',
     op: 'createTask',
-    status: 501,
+    status: 412,
     params: { id: 'tty' },
     headers: inRun,
     before: () => runContainer('tty', { args: ['true'], tty: true }),
     check: async (r) => {
-      assert.equal(errorCode(r), 'not_implemented');
-      mentions(r, 'console socket');
+      assert.equal(errorCode(r), 'failed_precondition');
+      mentions(r, 'attach');
+      assert.equal((await api('GET', '/v1/containers/tty/task', { headers: inRun })).status, 404);
+    },
+  },
+  // The WebSocket routes (test/interactive.test.ts runs them upgraded): the refusals before any upgrade.
+  { name: 'attach task: unknown container is 404', op: 'attachTask', status: 404, params: { id: 'nope' }, headers: inRun, check: (r) => mentions(r, 'nope') },
+  { name: 'attach task: a container with a task already is 409', op: 'attachTask', status: 409, params: { id: 'hello' }, headers: inRun, check: (r) => mentions(r, 'hello') },
+  {
+    name: 'attach task: without the WebSocket upgrade is 400, nothing started',
+    op: 'attachTask',
+    status: 400,
+    params: { id: 'tty' },
+    headers: inRun,
+    query: [['stdin', 'true'], ['cols', '80'], ['rows', '24']],
+    check: async (r) => {
+      mentions(r, 'WebSocket');
       assert.equal((await api('GET', '/v1/containers/tty/task', { headers: inRun })).status, 404);
     },
     after: async () => void (await api('DELETE', '/v1/containers/tty', { headers: inRun })),
+  },
+  { name: 'attach task: cols that is not a number is 400', op: 'attachTask', status: 400, params: { id: 'hello' }, headers: inRun, query: [['cols', 'wide']] },
+  { name: 'exec: unknown container is 404', op: 'execProcess', status: 404, params: { id: 'nope' }, headers: inRun, query: [['arg', 'sh']], check: (r) => mentions(r, 'nope') },
+  { name: 'exec: no arg is 400', op: 'execProcess', status: 400, params: { id: 'hello' }, headers: inRun },
+  // Upgraded: what the socket carries.
+  {
+    name: 'attach task: upgraded, the task starts; stdout and stderr by stream, its exit, a normal close',
+    op: 'attachTask',
+    status: 101,
+    params: { id: 'attached' },
+    headers: inRun,
+    websocket: {},
+    before: () => runContainer('attached', { args: ['sh', '-c', 'echo out; echo err >&2; exit 4'] }),
+    check: async (r) => {
+      const { events, out, err } = processStream(r);
+      assert.deepEqual(events.map((e) => e.type), ['started', 'exit'], JSON.stringify(events));
+      assert.ok(events[0].pid > 0);
+      assert.equal(events[1].exitCode, 4);
+      assert.equal(out, 'out\n');
+      assert.equal(err, 'err\n');
+      assert.equal(r.closeCode, 1000);
+      const task = (await api('GET', '/v1/containers/attached/task', { headers: inRun })).json;
+      assert.equal(task?.status, 'stopped', JSON.stringify(task));
+      assert.equal(task.exitCode, 4);
+    },
+    after: () => removeStoppedTask('attached'),
+  },
+  {
+    name: 'attach task: upgraded with a terminal sized cols x rows before the process starts; stdin reaches it',
+    op: 'attachTask',
+    status: 101,
+    params: { id: 'attached-tty' },
+    headers: inRun,
+    query: [['stdin', 'true'], ['cols', '100'], ['rows', '30']],
+    websocket: { input: 'typed\n' },
+    before: () => runContainer('attached-tty', { args: ['sh', '-c', 'busybox stty size; read line; echo "got $line"'], tty: true }),
+    check: (r) => {
+      const { events, out, err } = processStream(r);
+      assert.deepEqual(events.map((e) => e.type), ['started', 'exit'], JSON.stringify(events));
+      assert.equal(events[1].exitCode, 0);
+      assert.match(out, /^30 100\r\n/, 'the terminal has its size when the process starts');
+      assert.match(out, /got typed\r\n/);
+      assert.equal(err, '', 'a terminal has one stream');
+      assert.equal(r.closeCode, 1000);
+    },
+    after: () => removeStoppedTask('attached-tty'),
   },
   {
     name: 'wait task: answers once the process has exited, with its exit code',
@@ -2852,6 +3292,15 @@ const rows: Row[] = [
     },
   },
   { name: 'wait task: unknown is 404', op: 'waitTask', status: 404, params: { id: 'nope' }, headers: inRun },
+  {
+    name: 'exec: a container whose task has exited is 412',
+    op: 'execProcess',
+    status: 412,
+    params: { id: 'hello' },
+    headers: inRun,
+    query: [['arg', 'sh']],
+    check: (r) => mentions(r, 'stopped'),
+  },
   {
     name: 'get task: stopped, with its exit code',
     op: 'getTask',
@@ -2937,6 +3386,72 @@ const rows: Row[] = [
     headers: inRun,
     before: () => runContainer('sleeper', { args: ['sleep', '100'] }),
     check: (r) => assert.equal(r.json.status, 'running'),
+  },
+  {
+    name: 'exec: into a running task without the WebSocket upgrade is 400, nothing started',
+    op: 'execProcess',
+    status: 400,
+    params: { id: 'sleeper' },
+    headers: inRun,
+    query: [['arg', 'sh'], ['tty', 'true'], ['stdin', 'true'], ['env', 'A=1'], ['cwd', '/'], ['cols', '80'], ['rows', '24']],
+    check: (r) => mentions(r, 'WebSocket'),
+  },
+  {
+    name: 'exec: upgraded, the container\'s environment with env and cwd over it; output, exit code, execId',
+    op: 'execProcess',
+    status: 101,
+    params: { id: 'sleeper' },
+    headers: inRun,
+    query: [['arg', 'sh'], ['arg', '-c'], ['arg', 'echo "$A $GREETING"; pwd; exit 5'], ['env', 'A=1'], ['cwd', '/tmp']],
+    websocket: {},
+    check: async (r) => {
+      const { events, out } = processStream(r);
+      assert.deepEqual(events.map((e) => e.type), ['started', 'exit'], JSON.stringify(events));
+      assert.ok(events[0].execId, 'an exec is named by its execId');
+      assert.equal(events[1].exitCode, 5);
+      assert.equal(out, '1 hello\n/tmp\n');
+      assert.equal(r.closeCode, 1000);
+      assert.equal((await api('GET', '/v1/containers/sleeper/task', { headers: inRun })).json.status, 'running', 'the task goes on');
+    },
+  },
+  {
+    name: 'exec: upgraded with stdin=true, the input reaches the process until eof',
+    op: 'execProcess',
+    status: 101,
+    params: { id: 'sleeper' },
+    headers: inRun,
+    query: [['arg', 'cat'], ['stdin', 'true']],
+    websocket: { input: 'piped through cat\n' },
+    check: (r) => {
+      const { events, out } = processStream(r);
+      assert.deepEqual(events.map((e) => e.type), ['started', 'exit'], JSON.stringify(events));
+      assert.equal(events[1].exitCode, 0);
+      assert.equal(out, 'piped through cat\n');
+    },
+  },
+  {
+    name: 'exec: upgraded with tty=true, a terminal of cols x rows',
+    op: 'execProcess',
+    status: 101,
+    params: { id: 'sleeper' },
+    headers: inRun,
+    query: [['arg', 'busybox'], ['arg', 'stty'], ['arg', 'size'], ['tty', 'true'], ['cols', '90'], ['rows', '20']],
+    websocket: {},
+    check: (r) => {
+      const { events, out } = processStream(r);
+      assert.equal(events.at(-1)?.exitCode, 0, JSON.stringify(events));
+      assert.equal(out, '20 90\r\n');
+    },
+  },
+  {
+    name: 'exec: a command the container does not have is 400 with runc\'s message, before any upgrade',
+    op: 'execProcess',
+    status: 400,
+    params: { id: 'sleeper' },
+    headers: inRun,
+    query: [['arg', '/no/such/binary']],
+    websocket: {},
+    check: (r) => mentions(r, '/no/such/binary'),
   },
   {
     name: 'delete task: while it runs is 412; it keeps running',
