@@ -27,6 +27,7 @@ const notNeeded = [
   'io.berth.runtime.v1.runc',
   'io.berth.gc.v1.scheduler',
   'io.berth.service.v1.images',
+  'io.berth.archive.v1.images',
   'io.berth.service.v1.leases',
 ];
 
