@@ -306,3 +306,18 @@ test('a collector that refuses the spans is a warning in the log; the server goe
     await refusing.close();
   }
 });
+
+test('a collector that refuses the spans flushed at shutdown: a warning, and the server still stops cleanly', { timeout: 60_000 }, async () => {
+  const refusing = new Receiver(400);
+  const url = await refusing.listen();
+  try {
+    // No batch goes out before the stop: the one export is the flush at SIGTERM.
+    const child = await serve('otlp refused at shutdown', { OTEL_EXPORTER_OTLP_ENDPOINT: url, OTEL_BSP_SCHEDULE_DELAY: '600000' });
+    assert.equal((await fetch(`${child.url}/v1/version`)).status, 200);
+    await stop(child); // exit code 0, or it fails naming the logs
+    assert.ok(refusing.exports.length > 0, 'the flush at shutdown reached the collector');
+    assert.match(child.logs(), /"level":40.*trace export: the spans queued at shutdown were not sent/);
+  } finally {
+    await refusing.close();
+  }
+});

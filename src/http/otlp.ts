@@ -67,8 +67,14 @@ export async function startTraceExport(log: TraceLogger): Promise<(() => Promise
     stopped = true;
     if (--mine.users > 0) return;
     if (shared === mine) shared = undefined;
-    // Shutting down flushes the batch processor: the spans of the last moments go out too.
-    await (await mine.provider)!.shutdown();
+    // Shutting down flushes the batch processor: the spans of the last moments go out too. A
+    // collector that refuses them rejects the flush; that is a warning, as any refused export
+    // is, never a failed stop.
+    try {
+      await (await mine.provider)!.shutdown();
+    } catch (err) {
+      log.warn({ err }, `trace export: the spans queued at shutdown were not sent: ${(err as Error)?.message ?? err}`);
+    }
     trace.disable();
     context.disable();
     propagation.disable();
