@@ -18,6 +18,14 @@ export async function syncFileSystem(path: string): Promise<void> {
   }
 }
 
+/** One layer's part in the barrier: the first call counts, later ones do nothing. */
+export interface LayerFlush {
+  /** The layer wrote into `path` (undefined: it flushed itself): resolves once everything the unpack wrote is durable. */
+  written(path: string | undefined, signal: AbortSignal): Promise<void>;
+  /** The layer writes nothing (its snapshot exists, or it failed). */
+  skipped(): void;
+}
+
 /**
  * A barrier for the `layers` layers of one unpack: each says once that it is done writing
  * (`written`, with a folder it wrote into, or `skipped`); when all have, the file systems written
@@ -36,16 +44,23 @@ export class UnpackFlush {
     this.flushed.catch(() => {}); // awaited by the writers; never unhandled when none waits
   }
 
-  /** This layer wrote into `path`: resolves once everything the unpack wrote is durable. */
-  written(path: string, signal: AbortSignal): Promise<void> {
-    this.paths.add(path);
-    this.arrive();
-    return untilAborted(this.flushed, signal);
-  }
-
-  /** This layer writes nothing (its snapshot exists, or it failed). */
-  skipped(): void {
-    this.arrive();
+  /** A layer's handle; the caller makes sure each handle is told once at least (skipped() when in doubt). */
+  layer(): LayerFlush {
+    let told = false;
+    const arrive = (): boolean => {
+      if (told) return false;
+      told = true;
+      this.arrive();
+      return true;
+    };
+    return {
+      written: (path, signal) => {
+        if (path !== undefined) this.paths.add(path);
+        arrive();
+        return untilAborted(this.flushed, signal);
+      },
+      skipped: () => void arrive(),
+    };
   }
 
   private arrive(): void {

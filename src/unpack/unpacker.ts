@@ -20,7 +20,7 @@ import type { Mount, Snapshotter } from '../snapshots/types.js';
 import { withSpan } from '../../store/telemetry.js';
 import { applyLayer, type ApplyOptions, type Applied } from './apply-layer.js';
 import { chainIds } from './chainid.js';
-import { UnpackFlush } from './flush.js';
+import { UnpackFlush, type LayerFlush } from './flush.js';
 
 export const uncompressedLabel = 'containerd.io/uncompressed';
 export const diffIdLabel = 'containerd.io/snapshot/diff-id';
@@ -135,8 +135,10 @@ export class Unpacker {
         const flush = parallel && this.sync ? new UnpackFlush(layers.length) : undefined;
         const committed: Array<Promise<void>> = [];
         for (let i = 0; i < layers.length; i++) {
+          const layerFlush = flush?.layer();
           committed.push(
-            this.layer(ctx, sn, req, chain, i, parallel, committed[i - 1], signal, flush).then(
+            // A layer that ends without saying (it failed) must not hold up the others' flush.
+            this.layer(ctx, sn, req, chain, i, parallel, committed[i - 1], signal, layerFlush).finally(() => layerFlush?.skipped()).then(
               (state) => {
                 if (state === 'exists') result.existing++;
                 else result.unpacked++;
@@ -173,36 +175,8 @@ export class Unpacker {
     parallel: boolean,
     below: Promise<void> | undefined,
     signal: AbortSignal,
-    flush: UnpackFlush | undefined,
-  ): Promise<'unpacked' | 'exists'> {
-    // Every path out of here tells the flush once: written (below) or skipped (here).
-    let told = false;
-    const tell = (folder?: string): Promise<void> => {
-      told = true;
-      if (folder === undefined) {
-        flush?.skipped();
-        return Promise.resolve();
-      }
-      return flush ? flush.written(folder, signal) : Promise.resolve();
-    };
-    try {
-      return await this.layerOnce(ctx, sn, req, chain, i, parallel, below, signal, flush ? tell : undefined);
-    } finally {
-      if (!told) void tell();
-    }
-  }
-
-  private async layerOnce(
-    ctx: OpContext,
-    sn: Snapshotter,
-    req: UnpackRequest,
-    chain: string[],
-    i: number,
-    parallel: boolean,
-    below: Promise<void> | undefined,
-    signal: AbortSignal,
-    /** Set when the flush is shared: say what was written (a folder) and wait until it is durable. */
-    written: ((folder?: string) => Promise<void>) | undefined,
+    /** Set when the flush is shared: say what was written and wait until it is durable. */
+    flush: LayerFlush | undefined,
   ): Promise<'unpacked' | 'exists'> {
     const desc = req.layers[i];
     const chainId = chain[i];
@@ -226,7 +200,7 @@ export class Unpacker {
         if (!isAlreadyExists(err)) throw new BerthError(errorCode(err), `failed to prepare extraction snapshot "${key}": ${(err as Error).message}`, { cause: err });
         // Another unpack made (or is making) this layer: done if it is committed.
         if (await exists(sn, chainId)) {
-          await written?.(); // nothing to write: never hold up the others' flush while waiting below
+          flush?.skipped(); // nothing to write: never hold up the others' flush while waiting below
           await below;
           note('exists');
           return 'exists';
@@ -241,7 +215,7 @@ export class Unpacker {
         signal.throwIfAborted();
         note('extracting');
         applied = await withSpan('unpack.layer', { 'berth.digest': desc.digest, 'berth.chain_id': chainId }, () =>
-          applyToMounts(mounts!, req.source(desc, signal), { mediaType: desc.mediaType, sync: this.sync, signal }, parallel, written !== undefined),
+          applyToMounts(mounts!, req.source(desc, signal), { mediaType: desc.mediaType, sync: this.sync, signal }, parallel, flush !== undefined),
         );
       } finally {
         release();
@@ -252,7 +226,7 @@ export class Unpacker {
           `layer ${desc.digest}: wrong diff id "${applied.diffId}" calculated on extraction, the image config says "${req.diffIds[i]}"`,
         );
       }
-      if (written) await withSpan('unpack.flush', { 'berth.chain_id': chainId }, () => written(applied.folder));
+      if (flush) await withSpan('unpack.flush', { 'berth.chain_id': chainId }, () => flush.written(applied.folder, signal));
       // Committed bottom-up: a parent must exist before its child names it.
       await below;
       signal.throwIfAborted();
