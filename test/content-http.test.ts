@@ -700,9 +700,10 @@ describe('PUT /v1/content/{digest}', () => {
     });
     assertError(res, 409, 'already_exists', d, 'PUT of existing content');
     assert.deepEqual((await api.get(d)).body, data, 'existing blob intact');
-    await sleep(50);
-    assert.deepEqual(await api.ingestRefs(), []);
-    assert.deepEqual(await api.ingestFolders(), []);
+    // The refused upload's ingest is removed once the server has finished with its request.
+    await until('the refused PUT\'s ingest to be removed', async () =>
+      (await api.ingestRefs()).length === 0 && (await api.ingestFolders()).length === 0 ? true : undefined,
+    );
   });
 
   test('412 when the bytes do not match the digest; nothing left behind', T, async () => {

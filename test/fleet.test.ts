@@ -141,15 +141,15 @@ describe('fleet membership', { timeout: 120_000 }, () => {
 
   test('a node stopped cleanly vanishes from the others at once (its lease is revoked)', async (t) => {
     const prefix = newPrefix();
-    // A long TTL: were the lease left to expire, the node would stay listed for seconds.
-    const [a, b] = await Promise.all([startNode(prefix, 'stays', { lease_ttl_s: 10 }), startNode(prefix, 'leaves', { lease_ttl_s: 10 })]);
+    // A long TTL: were the lease left to expire, the node would stay listed for a minute.
+    const [a, b] = await Promise.all([startNode(prefix, 'stays', { lease_ttl_s: 60 }), startNode(prefix, 'leaves', { lease_ttl_s: 60 })]);
     await waitFor('both see both', async () => sameSet(await names(a), ['stays', 'leaves']) && sameSet(await names(b), ['stays', 'leaves']));
     const t0 = Date.now();
     await b.destroy();
-    await waitFor('the stopped node is gone from the other\'s view', async () => sameSet(await names(a), ['stays']), 9000);
+    await waitFor('the stopped node is gone from the other\'s view', async () => sameSet(await names(a), ['stays']), 30_000);
     const ms = Date.now() - t0;
     t.diagnostic(`gone from the other's view ${ms} ms after the stop began`);
-    assert.ok(ms < 10_000, `gone ${ms} ms after the stop began, before its 10 s lease could expire: revoked`);
+    assert.ok(ms < 60_000, `gone ${ms} ms after the stop began, before its 60 s lease could expire: revoked`);
     await a.destroy();
   });
 
@@ -452,8 +452,8 @@ describe('etcd unavailable', { timeout: 120_000 }, () => {
   });
   test('etcd restarted with its data: the node moves its keys to a new lease and revokes the old one', async () => {
     const prefix = newPrefix();
-    // A long TTL: an old lease left to expire would keep its keys for 10 s; only its revocation removes them sooner.
-    const [a, b] = await Promise.all([startNode(prefix, 'keeper', { lease_ttl_s: 10 }), startNode(prefix, 'looker', { lease_ttl_s: 10 })]);
+    // A long TTL: an old lease left to expire would keep its keys for a minute; only its revocation removes them sooner.
+    const [a, b] = await Promise.all([startNode(prefix, 'keeper', { lease_ttl_s: 60 }), startNode(prefix, 'looker', { lease_ttl_s: 60 })]);
     const kept = blob('kept across the etcd restart');
     const dropped = blob('deleted while etcd was down');
     await putBlob(a, kept);
@@ -473,9 +473,7 @@ describe('etcd unavailable', { timeout: 120_000 }, () => {
       return e.state === 'joined' ? (e.lease as string) : undefined;
     }, 20_000);
     assert.notEqual(newLease, oldLease, 'a new lease');
-    const t0 = Date.now();
-    await waitFor('b no longer sees the blob a deleted while alone', async () => (await holders(b, dropped.digest)).length === 0, 5000);
-    assert.ok(Date.now() - t0 < 5000);
+    await waitFor('b no longer sees the blob a deleted while alone (well before the old lease could expire)', async () => (await holders(b, dropped.digest)).length === 0, 30_000);
     await waitFor('b sees the kept blob', async () => (await holders(b, kept.digest)).length === 1);
 
     // In etcd: every key of a's is on its new lease; the old lease is gone.
@@ -554,8 +552,16 @@ describe('configuration', { timeout: 60_000 }, () => {
   });
 
   test('an unreachable etcd is no hang at start: the node starts alone, saying why', async () => {
-    const port = await freePort();
-    const t0 = Date.now();
+    // An endpoint that accepts connections and never answers: the start waits for the first
+    // request's deadline, not for etcd (a hang would be the test's timeout).
+    const held: net.Socket[] = [];
+    const blackhole = net.createServer((s) => void held.push(s));
+    await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => {
+      for (const s of held) s.destroy();
+      blackhole.close(() => resolve());
+    }));
+    const port = (blackhole.address() as net.AddressInfo).port;
     const server = await startTestServer({
       config: {
         plugins: {
@@ -564,11 +570,11 @@ describe('configuration', { timeout: 60_000 }, () => {
       },
     });
     cleanups.push(() => server.destroy());
-    assert.ok(Date.now() - t0 < 5000, `started in ${Date.now() - t0} ms`);
     const ex = await fleetExports(server);
     assert.equal(ex.status, 'ok');
     assert.equal(ex.state, 'alone');
-    assert.match(ex.reason, new RegExp(`127\\.0\\.0\\.1:${port}`), 'the reason names the endpoint');
+    assert.match(ex.reason, new RegExp(`127\\.0\\.0\\.1:${port} did not answer within ${(TTL * 1000) / 2} ms \\(still trying\\)`), 'the reason names the endpoint and the deadline');
+    assert.ok(held.length > 0, 'the node did dial the endpoint');
     assert.deepEqual((await api(server, 'GET', '/v1/fleet/nodes')).json.items.map((n: Json) => [n.name, n.address, n.self]), [
       ['early', '127.0.0.1:5050', true],
     ]);

@@ -20,7 +20,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { readSse } from '../src/cli/events.js';
 import { startChildServer, type ChildServer } from './fixtures/child-server.js';
 import { bigLayer, buildImage, pushImage, type Image, type Layer } from './fixtures/images.js';
@@ -81,6 +80,15 @@ async function serve(b: Berth, pulls: Record<string, unknown> = {}): Promise<Chi
 async function kill(b: Berth): Promise<void> {
   const s = b.server!;
   await s.kill();
+  servers.delete(s);
+  await s.destroy();
+  b.server = undefined;
+}
+
+/** A clean stop (SIGTERM), as `berth serve` does: running pulls are left interrupted, their progress written. */
+async function stop(b: Berth): Promise<void> {
+  const s = b.server!;
+  await s.stop();
   servers.delete(s);
   await s.destroy();
   b.server = undefined;
@@ -295,9 +303,9 @@ describe('pulls are durable', () => {
     await serve(b, settings);
     const started = await ok(b, 'POST', '/v1/pulls', { ref: f.ref });
     await midway(b, started.id, f);
-    // Progress is recorded about once a second: let the stalled offset reach the record.
-    await sleep(2500);
-    await kill(b);
+    // A clean stop (SIGTERM), not a crash: the shutdown writes the progress not yet recorded (a
+    // crash may lose up to a second of it), so the record holds the stalled offset.
+    await stop(b);
 
     proxy.set({ stallAfterBytes: undefined });
     proxy.reset();
@@ -399,9 +407,10 @@ describe('pulls are durable', () => {
     await midway(b, id, f);
     await kill(b);
     proxy.reset();
-    await serve(b);
-    // The CLI reconnects within its backoff (at most 2 s between tries); then the stall ends.
-    await sleep(3000);
+    const again = await serve(b);
+    // The stall ends once the CLI has re-attached (within its backoff): its request for the
+    // pull's event stream is in the restarted server's request log.
+    await until('the CLI to re-attach', () => again.logs().includes(`/v1/pulls/${id}/events`));
     proxy.set({ stallAfterBytes: undefined });
     const r = await cli;
     assert.equal(r.code, 0, `berth pull: exit ${r.code}\n${r.stderr}\n${r.stdout}`);
