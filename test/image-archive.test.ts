@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
@@ -361,6 +362,41 @@ describe('hostile archives', () => {
     await refused(t, tar({ ...spec, [`blobs/sha256/${sha256(extra).slice(7)}`]: extra }), /not listed by the archive's index/, 'unlisted blob');
     const big = Buffer.alloc((4 << 20) + 1, 0x20);
     await refused(t, tar({ ...spec, 'index.json': big }), /"index\.json".*larger than/, 'a 4 MiB index.json');
+  });
+
+  test('a refused import reads and drops the rest of its body: the same connection serves the next request', T, async (t) => {
+    const target = await emptyServer(t);
+    // Refused at its first entry (an absolute path); then 8 MiB more, sent only once the answer
+    // is in: more than the request's and the socket's buffers, so a server that stopped reading
+    // would hold the connection with the next request unread behind it.
+    const head = tarHeader({ name: '/tmp/berth-evil', mode: 0o644, size: 1, typeflag: '0' });
+    const rest = Buffer.alloc(8 << 20);
+    const u = new URL(target.url);
+    const sock = net.connect(Number(u.port), u.hostname);
+    t.after(() => sock.destroy());
+    let received = '';
+    const answers: Array<() => void> = [];
+    sock.on('data', (b: Buffer) => {
+      received += b.toString('latin1');
+      answers.splice(0).forEach((wake) => wake());
+    });
+    sock.on('error', () => {});
+    const answered = async (n: number): Promise<void> => {
+      while ((received.match(/HTTP\/1\.1 \d{3} /g) ?? []).length < n) await new Promise<void>((r) => answers.push(r));
+    };
+    sock.write(
+      `POST /v1/images/import HTTP/1.1\r\nHost: ${u.host}\r\nContent-Type: application/x-tar\r\n` +
+        `Content-Length: ${head.length + rest.length}\r\n\r\n`,
+    );
+    sock.write(head);
+    await answered(1);
+    assert.match(received, /^HTTP\/1\.1 400 /);
+    assert.match(received, /absolute/);
+    sock.write(rest);
+    sock.write(`GET /v1/images HTTP/1.1\r\nHost: ${u.host}\r\n\r\n`);
+    await answered(2);
+    assert.match(received.slice(received.lastIndexOf('HTTP/1.1 ')), /^HTTP\/1\.1 200 /, 'the next request on the connection is answered');
+    await assertNothingKept(target, 'refused at its first entry');
   });
 
   test('a truncated tar names the entry it ends in', T, async (t) => {

@@ -153,6 +153,11 @@ function parserMessage(err: FastifyError, req: FastifyRequest): string | undefin
 /** Maps what handlers throw, and URLs no route serves, to the error body. */
 export function registerErrorReplies(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | BerthError, req, reply) => {
+    // Refused before its body was read through (an upload stopped at a bad entry): the rest is
+    // read and dropped, as Node does for a body no handler touched. Left paused, it would hold
+    // the connection, the client blocked sending it and any next request unread behind it. The
+    // abandoned reader's `readable` listener goes first: while one is there, resume() does nothing.
+    if (!req.raw.readableEnded && !req.raw.destroyed) req.raw.removeAllListeners('readable').resume();
     if (clientHungUp(err, req)) {
       // Nobody is listening for the answer; not a fault of the server's either.
       req.log.info({ reason: err.message }, 'client went away before the answer');
