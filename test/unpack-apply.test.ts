@@ -13,14 +13,13 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { Readable } from 'node:stream';
 import { describe, test, type TestContext } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { getAttributeSync, listAttributesSync } from '@napi-rs/xattr';
 
 import { BerthError, errorCode } from '../store/errors.js';
 import { applyLayer, type ApplyOptions } from '../src/unpack/apply-layer.js';
-import { decompress } from '../src/unpack/decompress.js';
+import { createDecompressor } from '../src/unpack/decompress.js';
 import { diffCompression, isLayerType } from '../src/oci/mediatypes.js';
 import { chunksOf, expectCode, seededBytes, sha256, tempDir } from './fixtures/helpers.js';
 import { layer, MediaType, tar, tarHeader, zstdSync, type Entry, type LayerSpec } from './fixtures/images.js';
@@ -917,14 +916,50 @@ describe('decompression', () => {
     await expectCode(applyTar(root, gzipSync(tar(mixedSpec)), { mediaType: MediaType.ociLayer }), 'invalid_argument', 'gzip as raw tar', /layer tar: invalid tar header/);
   });
 
-  test('fzstd (no zstd binary) decodes the same bytes; a skippable frame first is still zstd', async () => {
+  test('fzstd (no zstd binary) decodes the same bytes from a reused input buffer; a skippable frame first is still zstd', async () => {
     const raw = tar(mixedSpec);
     const skippable = Buffer.from([0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4]);
     for (const zstd of [undefined, '/usr/bin/zstd']) {
       const parts: Buffer[] = [];
-      const source = Readable.from([skippable, zstdSync(raw)]) as AsyncIterable<Buffer>;
-      for await (const b of decompress(source, zstd)) parts.push(b);
+      // Output is copied as it comes: a decoder may reuse its buffers.
+      const d = createDecompressor((b) => parts.push(Buffer.from(b)), zstd);
+      // One input buffer, reused for each part once its write says it is consumed.
+      const input = Buffer.alloc(64 << 10);
+      for (const part of [skippable, zstdSync(raw)]) {
+        for (let off = 0; off < part.length; off += input.length) {
+          const n = part.copy(input, 0, off, off + input.length);
+          await d.write(input.subarray(0, n));
+        }
+      }
+      await d.end();
       assert.equal(sha256(Buffer.concat(parts)), sha256(raw), zstd ?? 'fzstd');
+    }
+  });
+
+  test('a blob larger than the ring, in odd-sized chunks from one reused buffer, applies whole in each compression', async (t) => {
+    // 9 MiB of data crosses applyLayer's 4 MiB ring twice, at offsets no chunk size lines up with;
+    // the source overwrites its one buffer for every chunk, so any byte used after it was handed
+    // on would show in the tree or the diffID.
+    const big = seededBytes(11, 9 * 1024 * 1024 + 123);
+    const spec: LayerSpec = { 'big.bin': big, 'after/': { type: 'dir' }, 'after/small': 'small\n' };
+    const raw = tar(spec);
+    const reusing = async function* (data: Buffer, size: number): AsyncGenerator<Uint8Array> {
+      const buf = Buffer.alloc(size);
+      for (let off = 0; off < data.length; off += size) {
+        const n = data.copy(buf, 0, off, off + size);
+        yield buf.subarray(0, n);
+      }
+    };
+    for (const [name, data, size] of [
+      ['plain', raw, 100_003],
+      ['gzip', gzipSync(raw, { level: 1 }), 77_777],
+      ['zstd', zstdSync(raw), 1_048_583],
+    ] as const) {
+      const root = await tempDir(t, 'berth-unpack-ring-');
+      const applied = await applyLayer(reusing(data, size), { mediaType: MediaType.ociLayerGzip, root });
+      assert.deepEqual(applied, { diffId: sha256(raw), size: raw.length }, name);
+      assert.equal(sha256(readFileSync(join(root, 'big.bin'))), sha256(big), `${name}: big.bin`);
+      assert.equal(readFileSync(join(root, 'after/small'), 'utf8'), 'small\n', name);
     }
   });
 
@@ -1087,7 +1122,8 @@ describe('parallel, corrupt and cancelled applies', () => {
     const stalled = new Promise<void>((r) => (release = r));
     t.after(() => release());
     async function* slow(): AsyncGenerator<Uint8Array> {
-      yield Buffer.alloc(1 << 20, 0x61); // more than a batch (512 KiB): sent at once
+      // The first MiB of a tar (a header, then file data): consumed, so acknowledged (progress).
+      yield tar({ big: Buffer.alloc(4 << 20, 0x61) }).subarray(0, 1 << 20);
       await stalled; // then nothing more until the test ends
     }
     const reason = new Error('stop now');

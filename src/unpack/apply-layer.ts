@@ -1,8 +1,10 @@
 // applyLayer: apply one layer blob to a directory (containerd's diff Apply, §6.4) in a worker
 // thread (one per call, from a pool of idle ones), so the event loop stays free and independent
 // layers unpack side by side.
-// The blob streams: it is copied into batches whose buffers are transferred to the worker, and
-// at most MAX_IN_FLIGHT bytes are sent and not yet taken by the worker.
+// The blob streams through a ring: a buffer shared with the worker, into which the bytes are
+// copied in order and which the worker reads in place, saying when it is done with each part.
+// Nothing is allocated per chunk on either side (transferred or cloned buffers would each be an
+// allocation, freed only at some later garbage collection of the thread that received it).
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Worker } from 'node:worker_threads';
@@ -37,8 +39,10 @@ export interface Applied {
   usage?: Usage;
 }
 
-const BATCH = 512 << 10;
-const MAX_IN_FLIGHT = 4 << 20;
+/** The ring: bytes sent and not yet consumed by the worker. */
+const RING = 4 << 20;
+/** The sender waits for at least this much room (or the rest of its chunk) rather than send slivers. */
+const MIN_SEND = 256 << 10;
 
 // From TypeScript sources (tsx) the worker needs a bootstrap that registers tsx; the compiled
 // build (dist/, which holds no .mjs files) starts worker.js directly.
@@ -76,6 +80,9 @@ class LayerWorker {
   private readonly worker: Worker;
   private settled = false;
   private succeeded = false;
+  private readonly ring = new SharedArrayBuffer(RING);
+  /** Bytes written into the ring so far (the write position is `written % RING`). */
+  private written = 0;
   private inFlight = 0;
   private taken = 0;
   private wake: (() => void) | undefined;
@@ -93,7 +100,7 @@ class LayerWorker {
     this.worker.on('message', this.onMessage);
     this.worker.on('error', this.onError);
     this.worker.on('exit', this.onExit);
-    this.worker.postMessage({ kind: 'start', job } satisfies ToWorker);
+    this.worker.postMessage({ kind: 'start', job, ring: this.ring } satisfies ToWorker);
   }
 
   private readonly onMessage = (m: FromWorker): void => {
@@ -133,37 +140,27 @@ class LayerWorker {
     await this.worker.terminate();
   }
 
-  /** Streams the blob to the worker in BATCH-sized transferred buffers, then `end`. */
+  /** Streams the blob into the ring, then `end`. */
   async send(source: AsyncIterable<Uint8Array | string>): Promise<void> {
-    let batch = Buffer.allocUnsafeSlow(BATCH);
-    let fill = 0;
+    const ring = Buffer.from(this.ring);
     for await (const chunk of source) {
       if (this.settled) return;
       if (typeof chunk === 'string') throw invalidArgument('layer source yields strings, not bytes (a stream with an encoding set?)');
       for (let off = 0; off < chunk.length; ) {
-        const n = Math.min(BATCH - fill, chunk.length - off);
-        batch.set(chunk.subarray(off, off + n), fill);
-        fill += n;
+        const want = Math.min(chunk.length - off, MIN_SEND);
+        while (RING - this.inFlight < want && !this.settled) await new Promise<void>((r) => (this.wake = r));
+        if (this.settled) return;
+        const at = this.written % RING;
+        // Up to the ring's end at most: a message names one contiguous part.
+        const n = Math.min(chunk.length - off, RING - this.inFlight, RING - at);
+        ring.set(chunk.subarray(off, off + n), at);
         off += n;
-        if (fill === BATCH) {
-          if (!(await this.post(batch, fill))) return;
-          batch = Buffer.allocUnsafeSlow(BATCH);
-          fill = 0;
-        }
+        this.written += n;
+        this.inFlight += n;
+        this.worker.postMessage({ kind: 'data', offset: at, length: n } satisfies ToWorker);
       }
     }
-    if (fill > 0 && !(await this.post(batch, fill))) return;
     if (!this.settled) this.worker.postMessage({ kind: 'end' } satisfies ToWorker);
-  }
-
-  /** Waits for room in the window, then transfers `batch`; false once the apply is over. */
-  private async post(batch: Buffer, length: number): Promise<boolean> {
-    while (this.inFlight >= MAX_IN_FLIGHT && !this.settled) await new Promise<void>((r) => (this.wake = r));
-    if (this.settled) return false;
-    this.inFlight += length;
-    const chunk = batch.buffer as ArrayBuffer;
-    this.worker.postMessage({ kind: 'data', chunk, length } satisfies ToWorker, [chunk]);
-    return true;
   }
 
   private settle(): void {

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { Readable, Transform, pipeline, type Duplex } from 'node:stream';
+import type { Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
 
@@ -46,96 +46,176 @@ let zstdBinary: string | undefined | null = null;
 export const zstdCommand = (): string | undefined => (zstdBinary === null ? (zstdBinary = findZstd()) : zstdBinary);
 
 /**
- * The uncompressed bytes of a layer blob: gzip or zstd when the first bytes say so, else the
- * bytes as they are. zstd goes through `zstd` (a path; undefined for fzstd). A decompression
- * failure is invalid_argument; a failure of `source` passes through unchanged.
+ * A layer blob's decompression, driven by writes: the uncompressed bytes go to `onData` (to be
+ * used before it returns: a buffer may be reused). gzip or zstd when the first bytes say so, else
+ * the bytes as they are.
  */
-export async function* decompress(source: AsyncIterable<Buffer>, zstd = zstdCommand()): AsyncGenerator<Buffer> {
-  const it = source[Symbol.asyncIterator]();
-  const head: Buffer[] = [];
-  let have = 0;
-  while (have < SNIFF_BYTES) {
-    const r = await it.next();
-    if (r.done) break;
-    head.push(r.value);
-    have += r.value.length;
-  }
-  const first = Buffer.concat(head);
-  let sourceError: unknown;
-  async function* whole(): AsyncGenerator<Buffer> {
-    if (first.length > 0) yield first;
+export interface Decompressor {
+  /** Resolves once `chunk` is consumed: its memory may then be reused. */
+  write(chunk: Buffer): Promise<void>;
+  /** The blob is complete: resolves once every byte has gone to `onData`. */
+  end(): Promise<void>;
+  /** Stops (after a failure elsewhere): no more output, any child process ended. */
+  destroy(): void;
+}
+
+/** What decodes the bytes once the sniff has named their kind: a Decompressor of one kind. */
+type Decoder = Decompressor;
+
+/**
+ * A Decompressor. zstd goes through `zstd` (a path; undefined for fzstd). A decompression
+ * failure is invalid_argument; an error thrown by `onData` fails the writes with it unchanged.
+ */
+export function createDecompressor(onData: (b: Buffer) => void, zstd = zstdCommand()): Decompressor {
+  let failure: unknown;
+  // An error of the consumer stops the decoder and is what every later call throws.
+  const deliver = (b: Buffer): void => {
+    if (failure !== undefined) return;
     try {
-      for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+      onData(b);
     } catch (err) {
-      sourceError = err;
-      throw err;
+      failure = err;
+      decoder?.destroy();
     }
-  }
-  const kind = detectCompression(first);
-  if (kind === 'none') {
-    yield* whole();
-    return;
-  }
-  try {
-    if (kind === 'gzip') yield* through(whole(), createGunzip({ chunkSize: 1 << 18 }));
-    else yield* zstd ? throughZstdCli(whole(), zstd) : through(whole(), fzstdTransform());
-  } catch (err) {
-    if (err === sourceError || err instanceof BerthError) throw err;
-    throw invalidArgument(`layer ${kind}: ${(err as Error).message}`, err);
-  }
+  };
+  let decoder: Decoder | undefined;
+  let kind: Compression = 'none';
+  // The first bytes, copied (a chunk may be shorter than the sniff), until the kind is known.
+  let head = Buffer.alloc(0);
+  const wrap = (err: unknown): unknown => {
+    if (failure !== undefined) return failure;
+    if (err instanceof BerthError) return err;
+    return invalidArgument(`layer ${kind}: ${(err as Error)?.message ?? String(err)}`, err);
+  };
+  const start = (): Decoder => {
+    kind = detectCompression(head);
+    const d = kind === 'gzip' ? zlibDecoder(createGunzip({ chunkSize: 1 << 18 }), deliver)
+      : kind === 'zstd' ? (zstd ? zstdCliDecoder(zstd, deliver) : fzstdDecoder(deliver))
+      : plainDecoder(deliver);
+    decoder = d;
+    return d;
+  };
+  const check = (): void => {
+    if (failure !== undefined) throw failure;
+  };
+  return {
+    async write(chunk) {
+      check();
+      try {
+        if (decoder) await decoder.write(chunk);
+        else {
+          const take = Math.min(SNIFF_BYTES - head.length, chunk.length);
+          head = Buffer.concat([head, chunk.subarray(0, take)]);
+          if (head.length < SNIFF_BYTES) return;
+          await start().write(head);
+          if (take < chunk.length) await decoder!.write(chunk.subarray(take));
+        }
+      } catch (err) {
+        throw wrap(err);
+      }
+      check();
+    },
+    async end() {
+      check();
+      try {
+        if (!decoder) {
+          if (head.length === 0) return;
+          await start().write(head);
+        }
+        await decoder!.end();
+      } catch (err) {
+        throw wrap(err);
+      }
+      check();
+    },
+    destroy() {
+      decoder?.destroy();
+    },
+  };
 }
 
-/** `source` through a transform; an error of either side ends the iteration with it. */
-async function* through(source: AsyncIterable<Buffer>, transform: Duplex): AsyncGenerator<Buffer> {
-  // Errors reach us through the iteration of `transform`, which pipeline destroys with them.
-  pipeline(Readable.from(source, { objectMode: false }), transform, () => {});
-  yield* transform as AsyncIterable<Buffer>;
+/** Bytes as they are. */
+function plainDecoder(deliver: (b: Buffer) => void): Decoder {
+  return {
+    write: async (chunk) => deliver(chunk),
+    end: async () => {},
+    destroy: () => {},
+  };
 }
 
-function fzstdTransform(): Transform {
-  let out: Transform;
-  const decoder = new Decompress((chunk) => out.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
-  out = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      try {
-        decoder.push(chunk);
-        cb();
-      } catch (err) {
-        cb(err as Error);
-      }
-    },
-    flush(cb) {
-      try {
-        decoder.push(new Uint8Array(0), true);
-        cb();
-      } catch (err) {
-        cb(err as Error);
-      }
-    },
+/**
+ * Node's zlib: a write's callback runs once the handle has taken all of the chunk's input, so the
+ * chunk may be reused then. Output flows to `deliver` as it comes (no buffering in between). A
+ * failed or destroyed stream never calls the callback of the write it was in: `stopped` ends it.
+ */
+function zlibDecoder(z: Transform, deliver: (b: Buffer) => void): Decoder {
+  z.on('data', deliver);
+  let stop: Error | undefined;
+  const stopped = new Promise<never>((_, reject) => {
+    z.once('error', (err: Error) => reject((stop ??= err)));
+    z.once('close', () => reject((stop ??= new Error('decompression stopped'))));
   });
-  return out;
+  stopped.catch(() => {});
+  const ended = new Promise<void>((resolve) => z.once('end', resolve));
+  return {
+    write: (chunk) =>
+      stop
+        ? Promise.reject(stop)
+        : Promise.race([new Promise<void>((resolve, reject) => z.write(chunk, (err) => (err ? reject(err) : resolve()))), stopped]),
+    end: async () => {
+      z.end();
+      await Promise.race([ended, stopped]);
+    },
+    destroy: () => void z.destroy(),
+  };
 }
 
-/** `zstd -dc` as a filter: its output is ours once it exits 0. */
-async function* throughZstdCli(source: AsyncIterable<Buffer>, command: string): AsyncGenerator<Buffer> {
+function fzstdDecoder(deliver: (b: Buffer) => void): Decoder {
+  const decoder = new Decompress((chunk) => deliver(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
+  return {
+    // fzstd may keep a view of its input for the next frame: it gets a copy (it is the fallback
+    // where there is no zstd binary).
+    write: async (chunk) => decoder.push(Uint8Array.prototype.slice.call(chunk)),
+    end: async () => decoder.push(new Uint8Array(0), true),
+    destroy: () => {},
+  };
+}
+
+/** `zstd -dc` as a filter: its output counts once it exits 0. A write resolves once the pipe has taken the chunk. */
+function zstdCliDecoder(command: string, deliver: (b: Buffer) => void): Decoder {
   // --memory: frames may use windows up to 512 MiB, as containerd's decoder allows (the CLI's default stops at 128 MiB).
   const child = spawn(command, ['-dcq', '--memory=512MB'], { stdio: ['pipe', 'pipe', 'pipe'] });
   const stderr: Buffer[] = [];
   child.stderr.on('data', (b: Buffer) => stderr.push(b));
+  child.stdout.on('data', deliver);
+  const outputEnded = new Promise<void>((resolve) => child.stdout.once('end', resolve));
   const exited = new Promise<number | null>((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (code) => resolve(code));
   });
   exited.catch(() => {});
   // If zstd dies first, stdin fails with EPIPE: its exit status tells the real story.
-  const fed = new Promise<unknown>((resolve) => pipeline(Readable.from(source, { objectMode: false }), child.stdin, resolve));
-  try {
-    yield* child.stdout as AsyncIterable<Buffer>;
+  let stdinError: NodeJS.ErrnoException | undefined;
+  child.stdin.on('error', (err: NodeJS.ErrnoException) => (stdinError = err));
+  const failed = async (): Promise<Error> => {
     const code = await exited;
-    const feedError = await fed;
-    if (feedError && (feedError as NodeJS.ErrnoException).code !== 'EPIPE') throw feedError;
-    if (code !== 0) throw new Error(Buffer.concat(stderr).toString('utf8').trim() || `zstd exited with ${code}`);
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill();
-  }
+    return new Error(Buffer.concat(stderr).toString('utf8').trim() || `zstd exited with ${code}`);
+  };
+  return {
+    write: (chunk) =>
+      new Promise<void>((resolve, reject) => {
+        if (stdinError) return void failed().then(reject, reject);
+        child.stdin.write(chunk, (err) => (err ? void failed().then(reject, reject) : resolve()));
+      }),
+    end: async () => {
+      child.stdin.end();
+      await outputEnded;
+      const code = await exited;
+      if (stdinError && stdinError.code !== 'EPIPE') throw stdinError;
+      if (code !== 0) throw await failed();
+    },
+    destroy: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill();
+    },
+  };
 }

@@ -15,14 +15,15 @@ export interface WorkerJob {
 }
 
 export type ToWorker =
-  | { kind: 'start'; job: WorkerJob }
-  /** `length` bytes of the layer blob at the start of `chunk` (transferred, not copied). */
-  | { kind: 'data'; chunk: ArrayBuffer; length: number }
+  /** `ring`: the job's shared buffer, which the blob's bytes pass through in order. */
+  | { kind: 'start'; job: WorkerJob; ring: SharedArrayBuffer }
+  /** The next `length` bytes of the layer blob are in the ring at `offset` (never wrapping). */
+  | { kind: 'data'; offset: number; length: number }
   /** The blob is complete; the worker answers done or error. */
   | { kind: 'end' };
 
 export type FromWorker =
-  /** The worker took `bytes` more off its queue: the sender may send that much more. */
+  /** The worker is done with the oldest `bytes` in the ring: the sender may write there again. */
   | { kind: 'ack'; bytes: number }
   | { kind: 'done'; diffId: string; size: number; usage?: Usage }
   | { kind: 'error'; code: ErrorCode; message: string };

@@ -1,16 +1,17 @@
-// The unpack worker: for each job, layer blob chunks come in from applyLayer and go through
-// decompression, the diffID digest and the tar reader into the applier. All file work is
-// synchronous here, off the main thread's event loop. Jobs run one after another (the worker
+// The unpack worker: for each job, the layer blob's bytes come in through the job's ring (a
+// buffer shared with applyLayer) and go through decompression, the diffID digest and the tar
+// reader into the applier; each part of the ring is handed back once consumed. All file work
+// is synchronous here, off the main thread's event loop. Jobs run one after another (the worker
 // is pooled); a job's answer is sent only once its `end` has been taken off the queue.
-import { execFileSync } from 'node:child_process';
 import { parentPort } from 'node:worker_threads';
 
 import { canonicalAlgorithm, createDigester } from '../../store/digest.js';
 import { errorCode } from '../../store/errors.js';
 import type { Usage } from '../snapshots/types.js';
 import { Applier } from './apply.js';
-import { decompress } from './decompress.js';
+import { createDecompressor } from './decompress.js';
 import type { FromWorker, ToWorker, WorkerJob } from './protocol.js';
+import { syncFileSystemSync } from './syncfs.js';
 import { TarReader } from './tar-reader.js';
 
 const port = parentPort!;
@@ -36,54 +37,39 @@ class Inbox {
   }
 }
 
-/** One job's blob: its chunks, each acknowledged as it is taken, up to its `end`. */
-class Blob {
-  ended = false;
 
-  constructor(private readonly inbox: Inbox) {}
-
-  async *chunks(): AsyncGenerator<Buffer> {
-    while (!this.ended) {
-      const m = await this.inbox.next();
-      if (m.kind === 'end') this.ended = true;
-      else if (m.kind === 'data') {
-        post({ kind: 'ack', bytes: m.length });
-        yield Buffer.from(m.chunk, 0, m.length);
-      }
-    }
-  }
-
-  /** Takes what a consumer that stopped early left (e.g. after a gzip stream's end), up to `end`. */
-  async drain(): Promise<void> {
-    for await (const _ of this.chunks());
-  }
-}
-
-/** syncfs(2) of the root's file system, as containerd's WithSyncFs: one flush instead of an fsync per file. */
-function syncFs(path: string): void {
-  execFileSync('sync', ['--file-system', path], { stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-async function run(job: WorkerJob, blob: Blob): Promise<{ diffId: string; size: number; usage?: Usage }> {
+async function run(job: WorkerJob, ring: SharedArrayBuffer, inbox: Inbox): Promise<{ diffId: string; size: number; usage?: Usage }> {
   const applier = new Applier({ root: job.root, overlay: job.overlay, countUsage: job.countUsage });
   const reader = new TarReader(applier);
   const digester = createDigester(canonicalAlgorithm);
   let size = 0;
+  const consume = (chunk: Buffer): void => {
+    // Bytes after the end-of-archive marker still count for the diffID.
+    digester.update(chunk);
+    size += chunk.length;
+    if (!reader.ended) reader.push(chunk);
+  };
+  const decompressor = job.decompress ? createDecompressor(consume) : undefined;
+  const bytes = Buffer.from(ring);
   try {
-    const input = blob.chunks();
-    for await (const chunk of job.decompress ? decompress(input) : input) {
-      // Bytes after the end-of-archive marker still count for the diffID.
-      digester.update(chunk);
-      size += chunk.length;
-      if (!reader.ended) reader.push(chunk);
+    for (let m = await inbox.next(); m.kind !== 'end'; m = await inbox.next()) {
+      if (m.kind !== 'data') continue;
+      const chunk = bytes.subarray(m.offset, m.offset + m.length);
+      if (decompressor) await decompressor.write(chunk);
+      else consume(chunk);
+      post({ kind: 'ack', bytes: m.length });
     }
+    await decompressor?.end();
     reader.finish();
     applier.finish();
-    if (job.sync) syncFs(job.root);
+    // One flush instead of an fsync per file.
+    if (job.sync) syncFileSystemSync(job.root);
+  } catch (err) {
+    decompressor?.destroy();
+    throw err;
   } finally {
     applier.close();
   }
-  await blob.drain();
   const usage = applier.usage();
   return { diffId: `${canonicalAlgorithm}:${digester.digest('hex')}`, size, ...(usage ? { usage } : {}) };
 }
@@ -94,7 +80,7 @@ for (;;) {
   // Only a start can come first: a worker whose job was cut short is terminated, not reused.
   if (m.kind !== 'start') continue;
   try {
-    post({ kind: 'done', ...(await run(m.job, new Blob(inbox))) });
+    post({ kind: 'done', ...(await run(m.job, m.ring, inbox)) });
   } catch (err) {
     post({ kind: 'error', code: errorCode(err), message: (err as Error)?.message ?? String(err) });
   }
