@@ -166,7 +166,14 @@ export const pluginSettings: PluginSettings[] = [
         default: 604800,
       },
       { key: 'keep_ended_max', kind: 'integer', min: 1, doc: 'at most this many ended pulls are kept (the newest)', default: 1000 },
-      { key: 'unpack_concurrency', kind: 'integer', min: 1, doc: 'layers extracted at once (overlayfs extracts independent layers side by side)', default: 3 },
+      {
+        key: 'unpack_concurrency',
+        kind: 'integer',
+        min: 1,
+        doc: 'layers extracted at once (overlayfs extracts independent layers side by side; each has a worker thread)',
+        computed: 'the number of CPUs, at most 3',
+        example: 3,
+      },
       { key: 'unpack_sync', kind: 'boolean', doc: "fsync each layer's files and folders before its snapshot is committed", default: true },
       {
         key: 'credentials',

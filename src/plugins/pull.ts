@@ -18,7 +18,7 @@ import { PullService } from '../services/pulls.js';
 import { PushService } from '../services/pushes.js';
 import type { SnapshotService } from '../services/snapshots.js';
 import { UnpackService } from '../services/unpack.js';
-import { Unpacker } from '../unpack/unpacker.js';
+import { machineUnpackConcurrency, Unpacker } from '../unpack/unpacker.js';
 import { eventsType } from './events.js';
 import { metadataType, type Metadata } from './metadata.js';
 import { defaultsOf } from '../settings.js';
@@ -76,7 +76,7 @@ export const pullPlugin: Registration<Pulls> = {
     const unpackSync = c.unpack_sync ?? d.unpack_sync;
     if (typeof unpackSync !== 'boolean') throw new Error('unpack_sync must be true or false');
     const unpacker = snapshots
-      ? new Unpacker(content, snapshots, { concurrency: numberOption(c, 'unpack_concurrency') ?? (d.unpack_concurrency as number), sync: unpackSync })
+      ? new Unpacker(content, snapshots, { concurrency: numberOption(c, 'unpack_concurrency') ?? machineUnpackConcurrency(), sync: unpackSync })
       : undefined;
     const resume = c.resume_interrupted ?? d.resume_interrupted;
     if (typeof resume !== 'boolean') throw new Error('resume_interrupted must be true or false');
