@@ -2,7 +2,7 @@
 # Installs the Debian packages the tests need when they are missing (as root; apt-get update
 # only when a package is not found in the current lists).
 set -euo pipefail
-packages=(coreutils docker-registry apache2-utils openssl tar runc busybox-static zstd mount util-linux skopeo containerd etcd-server chromium)
+packages=(coreutils docker-registry apache2-utils openssl tar runc busybox-static zstd mount util-linux skopeo containerd etcd-server chromium strace)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,22 +1,8 @@
 // Durability for an unpack whose layers are extracted side by side: one syncfs(2) of the
 // snapshots' file system once every layer is written, before the bottom-up commits, instead of
 // one per layer (each of which also flushed whatever the other layers had written so far).
-// Node has no syncfs binding; coreutils' `sync --file-system` is that call, spawned once per
-// unpack (about 2 ms) and awaited off the event loop.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
-
-/** syncfs(2) of the file system holding `path`. */
-export async function syncFileSystem(path: string): Promise<void> {
-  try {
-    await run('sync', ['--file-system', path]);
-  } catch (err) {
-    const stderr = (err as { stderr?: string }).stderr?.trim();
-    throw new Error(`sync --file-system ${path}: ${stderr || (err as Error).message}`, { cause: err });
-  }
-}
+// The call runs on a thread off the event loop (syncfs.ts).
+import { syncFileSystem } from './syncfs.js';
 
 /** One layer's part in the barrier: the first call counts, later ones do nothing. */
 export interface LayerFlush {
