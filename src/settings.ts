@@ -174,7 +174,7 @@ export const pluginSettings: PluginSettings[] = [
         computed: 'the number of CPUs, at most 3',
         example: 3,
       },
-      { key: 'unpack_sync', kind: 'boolean', doc: "fsync each layer's files and folders before its snapshot is committed", default: true },
+      { key: 'unpack_sync', kind: 'boolean', doc: "flush the snapshots' file system (syncfs) before an unpack's snapshots are committed", default: true },
       {
         key: 'credentials',
         kind: 'credentials',

@@ -950,13 +950,15 @@ describe('decompression', () => {
         yield buf.subarray(0, n);
       }
     };
-    for (const [name, data, size] of [
-      ['plain', raw, 100_003],
-      ['gzip', gzipSync(raw, { level: 1 }), 77_777],
-      ['zstd', zstdSync(raw), 1_048_583],
+    for (const [name, data, size, mediaType] of [
+      // An uncompressed media type: the bytes are read straight from the ring.
+      ['plain, not sniffed', raw, 100_003, MediaType.ociLayer],
+      ['plain, sniffed', raw, 100_003, MediaType.ociLayerGzip],
+      ['gzip', gzipSync(raw, { level: 1 }), 77_777, MediaType.ociLayerGzip],
+      ['zstd', zstdSync(raw), 1_048_583, MediaType.ociLayerZstd],
     ] as const) {
       const root = await tempDir(t, 'berth-unpack-ring-');
-      const applied = await applyLayer(reusing(data, size), { mediaType: MediaType.ociLayerGzip, root });
+      const applied = await applyLayer(reusing(data, size), { mediaType, root });
       assert.deepEqual(applied, { diffId: sha256(raw), size: raw.length }, name);
       assert.equal(sha256(readFileSync(join(root, 'big.bin'))), sha256(big), `${name}: big.bin`);
       assert.equal(readFileSync(join(root, 'after/small'), 'utf8'), 'small\n', name);

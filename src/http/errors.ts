@@ -156,8 +156,10 @@ export function registerErrorReplies(app: FastifyInstance): void {
     // Refused before its body was read through (an upload stopped at a bad entry): the rest is
     // read and dropped, as Node does for a body no handler touched. Left paused, it would hold
     // the connection, the client blocked sending it and any next request unread behind it. The
-    // abandoned reader's `readable` listener goes first: while one is there, resume() does nothing.
-    if (!req.raw.readableEnded && !req.raw.destroyed) req.raw.removeAllListeners('readable').resume();
+    // abandoned reader's listeners go first (while a `readable` one is there, resume() does
+    // nothing; a `data` one would be fed the rest). Like Node's, the drain has no limit of its own:
+    // the server's request timeout ends a client that sends forever.
+    if (!req.raw.readableEnded && !req.raw.destroyed) req.raw.removeAllListeners('readable').removeAllListeners('data').resume();
     if (clientHungUp(err, req)) {
       // Nobody is listening for the answer; not a fault of the server's either.
       req.log.info({ reason: err.message }, 'client went away before the answer');

@@ -3,8 +3,9 @@
 // layers unpack side by side.
 // The blob streams through a ring: a buffer shared with the worker, into which the bytes are
 // copied in order and which the worker reads in place, saying when it is done with each part.
-// Nothing is allocated per chunk on either side (transferred or cloned buffers would each be an
-// allocation, freed only at some later garbage collection of the thread that received it).
+// No buffer is allocated or handed over per chunk (a transferred or cloned one would be freed
+// only at some later garbage collection of the thread that received it); a chunk costs a copy
+// into the ring and a small message each way.
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Worker } from 'node:worker_threads';
@@ -39,7 +40,7 @@ export interface Applied {
   usage?: Usage;
 }
 
-/** The ring: bytes sent and not yet consumed by the worker. */
+/** The ring's size: at most this many bytes are sent and not yet consumed by the worker. */
 const RING = 4 << 20;
 /** The sender waits for at least this much room (or the rest of its chunk) rather than send slivers. */
 const MIN_SEND = 256 << 10;

@@ -59,9 +59,6 @@ export interface Decompressor {
   destroy(): void;
 }
 
-/** What decodes the bytes once the sniff has named their kind: a Decompressor of one kind. */
-type Decoder = Decompressor;
-
 /**
  * A Decompressor. zstd goes through `zstd` (a path; undefined for fzstd). A decompression
  * failure is invalid_argument; an error thrown by `onData` fails the writes with it unchanged.
@@ -78,16 +75,17 @@ export function createDecompressor(onData: (b: Buffer) => void, zstd = zstdComma
       decoder?.destroy();
     }
   };
-  let decoder: Decoder | undefined;
+  let decoder: Decompressor | undefined;
   let kind: Compression = 'none';
   // The first bytes, copied (a chunk may be shorter than the sniff), until the kind is known.
   let head = Buffer.alloc(0);
   const wrap = (err: unknown): unknown => {
     if (failure !== undefined) return failure;
-    if (err instanceof BerthError) return err;
+    // A system call's failure (spawning zstd, its pipes) is the server's, not the layer's.
+    if (err instanceof BerthError || (err as NodeJS.ErrnoException)?.syscall !== undefined) return err;
     return invalidArgument(`layer ${kind}: ${(err as Error)?.message ?? String(err)}`, err);
   };
-  const start = (): Decoder => {
+  const start = (): Decompressor => {
     kind = detectCompression(head);
     const d = kind === 'gzip' ? zlibDecoder(createGunzip({ chunkSize: 1 << 18 }), deliver)
       : kind === 'zstd' ? (zstd ? zstdCliDecoder(zstd, deliver) : fzstdDecoder(deliver))
@@ -135,7 +133,7 @@ export function createDecompressor(onData: (b: Buffer) => void, zstd = zstdComma
 }
 
 /** Bytes as they are. */
-function plainDecoder(deliver: (b: Buffer) => void): Decoder {
+function plainDecoder(deliver: (b: Buffer) => void): Decompressor {
   return {
     write: async (chunk) => deliver(chunk),
     end: async () => {},
@@ -146,31 +144,40 @@ function plainDecoder(deliver: (b: Buffer) => void): Decoder {
 /**
  * Node's zlib: a write's callback runs once the handle has taken all of the chunk's input, so the
  * chunk may be reused then. Output flows to `deliver` as it comes (no buffering in between). A
- * failed or destroyed stream never calls the callback of the write it was in: `stopped` ends it.
+ * stream that zlib itself fails never calls back the write it was in: the error (or a close
+ * before the end) rejects the pending call instead.
  */
-function zlibDecoder(z: Transform, deliver: (b: Buffer) => void): Decoder {
+function zlibDecoder(z: Transform, deliver: (b: Buffer) => void): Decompressor {
   z.on('data', deliver);
   let stop: Error | undefined;
-  const stopped = new Promise<never>((_, reject) => {
-    z.once('error', (err: Error) => reject((stop ??= err)));
-    z.once('close', () => reject((stop ??= new Error('decompression stopped'))));
-  });
-  stopped.catch(() => {});
-  const ended = new Promise<void>((resolve) => z.once('end', resolve));
+  let pending: ((err: Error) => void) | undefined;
+  const stopped = (err: Error): void => {
+    stop ??= err;
+    pending?.(stop);
+  };
+  z.once('error', stopped);
+  z.once('close', () => stopped(new Error('decompression stopped')));
+  const call = (start: (resolve: () => void, reject: (err: Error) => void) => void): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      if (stop) return reject(stop);
+      pending = reject;
+      start(() => {
+        pending = undefined;
+        resolve();
+      }, reject);
+    });
   return {
-    write: (chunk) =>
-      stop
-        ? Promise.reject(stop)
-        : Promise.race([new Promise<void>((resolve, reject) => z.write(chunk, (err) => (err ? reject(err) : resolve()))), stopped]),
-    end: async () => {
-      z.end();
-      await Promise.race([ended, stopped]);
-    },
+    write: (chunk) => call((resolve, reject) => z.write(chunk, (err) => (err ? reject(err) : resolve()))),
+    end: () =>
+      call((resolve) => {
+        z.once('end', resolve);
+        z.end();
+      }),
     destroy: () => void z.destroy(),
   };
 }
 
-function fzstdDecoder(deliver: (b: Buffer) => void): Decoder {
+function fzstdDecoder(deliver: (b: Buffer) => void): Decompressor {
   const decoder = new Decompress((chunk) => deliver(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
   return {
     // fzstd may keep a view of its input for the next frame: it gets a copy (it is the fallback
@@ -182,7 +189,7 @@ function fzstdDecoder(deliver: (b: Buffer) => void): Decoder {
 }
 
 /** `zstd -dc` as a filter: its output counts once it exits 0. A write resolves once the pipe has taken the chunk. */
-function zstdCliDecoder(command: string, deliver: (b: Buffer) => void): Decoder {
+function zstdCliDecoder(command: string, deliver: (b: Buffer) => void): Decompressor {
   // --memory: frames may use windows up to 512 MiB, as containerd's decoder allows (the CLI's default stops at 128 MiB).
   const child = spawn(command, ['-dcq', '--memory=512MB'], { stdio: ['pipe', 'pipe', 'pipe'] });
   const stderr: Buffer[] = [];

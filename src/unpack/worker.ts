@@ -37,7 +37,6 @@ class Inbox {
   }
 }
 
-
 async function run(job: WorkerJob, ring: SharedArrayBuffer, inbox: Inbox): Promise<{ diffId: string; size: number; usage?: Usage }> {
   const applier = new Applier({ root: job.root, overlay: job.overlay, countUsage: job.countUsage });
   const reader = new TarReader(applier);
