@@ -1143,6 +1143,35 @@ describe('parallel, corrupt and cancelled applies', () => {
   });
 });
 
+test('a zstd layer given up midway leaves no zstd process, running or unreaped', async (t) => {
+  const root = await tempDir(t, 'berth-unpack-zstd-abort-');
+  let release: () => void = () => {};
+  const stalled = new Promise<void>((r) => (release = r));
+  t.after(() => release());
+  const zst = zstdSync(tar({ big: seededBytes(5, 4 << 20) }));
+  async function* slow(): AsyncGenerator<Uint8Array> {
+    yield zst.subarray(0, 256 << 10);
+    await stalled;
+  }
+  /** This process's zstd children, with their state (Z: exited, never reaped). */
+  const zstdChildren = (): string[] =>
+    readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .flatMap((p) => {
+        try {
+          const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+          const [, comm, state, ppid] = /^\d+ \((.*)\) (\S) (\d+)/.exec(stat) ?? [];
+          return comm === 'zstd' && Number(ppid) === process.pid ? [`${p} ${state}`] : [];
+        } catch {
+          return [];
+        }
+      });
+  const ac = new AbortController();
+  const applying = applyLayer(slow(), { mediaType: MediaType.ociLayerZstd, root, signal: ac.signal, onProgress: () => ac.abort(new Error('given up')) });
+  await assert.rejects(applying, /given up/);
+  assert.deepEqual(zstdChildren(), [], 'the zstd process was ended and reaped before the worker went');
+});
+
 test('sync: true flushes before resolving (smoke)', async (t) => {
   const root = await tempDir(t, 'berth-unpack-sync-');
   const data = tar({ f: 'durable' });

@@ -42,6 +42,8 @@ export interface Applied {
 
 /** The ring's size: at most this many bytes are sent and not yet consumed by the worker. */
 const RING = 4 << 20;
+/** How long a failed or cancelled job's worker may take to end what it started before it is terminated. */
+const CANCEL_WAIT_MS = 2000;
 /** The sender waits for at least this much room (or the rest of its chunk) rather than send slivers. */
 const MIN_SEND = 256 << 10;
 
@@ -115,7 +117,7 @@ class LayerWorker {
       this.settle();
       this.succeeded = true;
       this.resolve({ diffId: m.diffId, size: m.size, ...(m.usage ? { usage: m.usage } : {}) });
-    } else {
+    } else if (m.kind === 'error') {
       this.fail(new BerthError(m.code, m.message));
     }
   };
@@ -131,13 +133,34 @@ class LayerWorker {
     this.reject(err);
   }
 
-  /** A worker that finished its job goes back to the pool; any other is terminated. */
+  /**
+   * A worker that finished its job goes back to the pool; any other is terminated, once it has
+   * ended what the job started (a zstd process: a child of a terminated thread is never reaped),
+   * or after CANCEL_WAIT_MS if it does not answer (stuck in a system call).
+   */
   async close(): Promise<void> {
     this.worker.off('message', this.onMessage);
     this.worker.off('error', this.onError);
     this.worker.off('exit', this.onExit);
     if (this.succeeded) return pool.release(this.worker);
     this.fail(new BerthError('internal', 'unpack worker terminated'));
+    const worker = this.worker;
+    // A worker that has exited (threadId -1) has nothing left to end.
+    if (worker.threadId !== -1) await new Promise<void>((resolve) => {
+      const onMessage = (m: FromWorker): void => {
+        if (m.kind === 'cancelled') done();
+      };
+      const done = (): void => {
+        clearTimeout(timer);
+        worker.off('message', onMessage);
+        worker.off('exit', done);
+        resolve();
+      };
+      const timer = setTimeout(done, CANCEL_WAIT_MS);
+      worker.on('message', onMessage);
+      worker.once('exit', done);
+      worker.postMessage({ kind: 'cancel' } satisfies ToWorker);
+    });
     await this.worker.terminate();
   }
 

@@ -55,8 +55,8 @@ export interface Decompressor {
   write(chunk: Buffer): Promise<void>;
   /** The blob is complete: resolves once every byte has gone to `onData`. */
   end(): Promise<void>;
-  /** Stops (after a failure elsewhere): no more output, any child process ended. */
-  destroy(): void;
+  /** Stops (after a failure elsewhere): no more output; resolves once any child process has exited (and been reaped). */
+  destroy(): Promise<void>;
 }
 
 /**
@@ -72,7 +72,7 @@ export function createDecompressor(onData: (b: Buffer) => void, zstd = zstdComma
       onData(b);
     } catch (err) {
       failure = err;
-      decoder?.destroy();
+      void decoder?.destroy();
     }
   };
   let decoder: Decompressor | undefined;
@@ -126,8 +126,8 @@ export function createDecompressor(onData: (b: Buffer) => void, zstd = zstdComma
       }
       check();
     },
-    destroy() {
-      decoder?.destroy();
+    destroy: async () => {
+      await decoder?.destroy();
     },
   };
 }
@@ -137,7 +137,7 @@ function plainDecoder(deliver: (b: Buffer) => void): Decompressor {
   return {
     write: async (chunk) => deliver(chunk),
     end: async () => {},
-    destroy: () => {},
+    destroy: async () => {},
   };
 }
 
@@ -173,7 +173,7 @@ function zlibDecoder(z: Transform, deliver: (b: Buffer) => void): Decompressor {
         z.once('end', resolve);
         z.end();
       }),
-    destroy: () => void z.destroy(),
+    destroy: async () => void z.destroy(),
   };
 }
 
@@ -184,7 +184,7 @@ function fzstdDecoder(deliver: (b: Buffer) => void): Decompressor {
     // where there is no zstd binary).
     write: async (chunk) => decoder.push(Uint8Array.prototype.slice.call(chunk)),
     end: async () => decoder.push(new Uint8Array(0), true),
-    destroy: () => {},
+    destroy: async () => {},
   };
 }
 
@@ -221,8 +221,9 @@ function zstdCliDecoder(command: string, deliver: (b: Buffer) => void): Decompre
       if (stdinError && stdinError.code !== 'EPIPE') throw stdinError;
       if (code !== 0) throw await failed();
     },
-    destroy: () => {
+    destroy: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill();
+      await exited.catch(() => {});
     },
   };
 }

@@ -20,10 +20,14 @@ export type ToWorker =
   /** The next `length` bytes of the layer blob are in the ring at `offset` (never wrapping). */
   | { kind: 'data'; offset: number; length: number }
   /** The blob is complete; the worker answers done or error. */
-  | { kind: 'end' };
+  | { kind: 'end' }
+  /** Out of turn: the job is being given up; the worker stops what it started (a zstd process) and answers `cancelled`. */
+  | { kind: 'cancel' };
 
 export type FromWorker =
   /** The worker is done with the oldest `bytes` in the ring: the sender may write there again. */
   | { kind: 'ack'; bytes: number }
   | { kind: 'done'; diffId: string; size: number; usage?: Usage }
-  | { kind: 'error'; code: ErrorCode; message: string };
+  | { kind: 'error'; code: ErrorCode; message: string }
+  /** After a `cancel`: nothing the job started runs any more; the worker may be terminated. */
+  | { kind: 'cancelled' };

@@ -17,13 +17,19 @@ import { TarReader } from './tar-reader.js';
 const port = parentPort!;
 const post = (m: FromWorker): void => port.postMessage(m);
 
-/** Messages from the main thread, in order. */
+/** Messages from the main thread, in order; a `cancel` is acted on at once. */
 class Inbox {
   private readonly queue: ToWorker[] = [];
   private wake: (() => void) | undefined;
+  /** Stops what the running job started; set by the job. */
+  onCancel: () => Promise<void> = async () => {};
 
   constructor() {
     port.on('message', (m: ToWorker) => {
+      if (m.kind === 'cancel') {
+        void this.onCancel().finally(() => post({ kind: 'cancelled' }));
+        return;
+      }
       this.queue.push(m);
       const wake = this.wake;
       this.wake = undefined;
@@ -49,6 +55,9 @@ async function run(job: WorkerJob, ring: SharedArrayBuffer, inbox: Inbox): Promi
     if (!reader.ended) reader.push(chunk);
   };
   const decompressor = job.decompress ? createDecompressor(consume) : undefined;
+  // A zstd process must be ended here, before the main thread terminates this worker: a child
+  // left behind by a terminated thread would never be reaped.
+  inbox.onCancel = async () => decompressor?.destroy();
   const bytes = Buffer.from(ring);
   try {
     for (let m = await inbox.next(); m.kind !== 'end'; m = await inbox.next()) {
@@ -64,9 +73,10 @@ async function run(job: WorkerJob, ring: SharedArrayBuffer, inbox: Inbox): Promi
     // One flush instead of an fsync per file.
     if (job.sync) syncFileSystemSync(job.root);
   } catch (err) {
-    decompressor?.destroy();
+    await decompressor?.destroy();
     throw err;
   } finally {
+    inbox.onCancel = async () => {};
     applier.close();
   }
   const usage = applier.usage();
