@@ -596,6 +596,31 @@ describe('collect()', () => {
     assert.deepEqual(await blobFiles(e), []);
   });
 
+  test('a blob a live ingest expects stays (a crash between its rename and its record); the ref\'s next writer adopts it', T, async (t) => {
+    const e = await env(t);
+    // The pull's lease holds its ingest.
+    await e.leases.create({ namespace: 'ns-crash' }, { id: 'pull' });
+    const ctx: OpContext = { namespace: 'ns-crash', lease: 'pull' };
+    const bytes = randomBytes(64 * 1024);
+    const digest = sha256(bytes);
+    // The pull's ingest, partly written, expecting the blob.
+    const w = await e.cs.writer(ctx, { ref: 'layer-ref', size: bytes.length, digest });
+    await w.write(bytes.subarray(0, 1024));
+    await w.close();
+    // What the crash left: the blob's bytes published in the backend, no record of the commit.
+    const b = await e.backend.writer({ ref: 'left-by-the-crash' });
+    await b.write(bytes);
+    await b.commit(bytes.length, digest);
+    assert.deepEqual(await listed(e, ctx), [], 'no namespace records it');
+
+    await e.gc.collect();
+    assert.deepEqual(await blobFiles(e), [digest], 'the collection keeps the blob the ingest expects');
+    const again = await e.cs.writer(ctx, { ref: 'layer-ref', size: bytes.length, digest });
+    assert.equal(again.status().offset, bytes.length, 'adopted: nothing left to write');
+    await again.commit(bytes.length, digest);
+    assert.deepEqual(await listed(e, ctx), [digest]);
+  });
+
   test('leased content is kept until the lease is deleted', T, async (t) => {
     const e = await env(t);
     await e.leases.create({ namespace: 'ns' }, { id: 'hold' });

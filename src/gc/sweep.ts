@@ -141,7 +141,10 @@ export class Sweeper {
     const seenRefs = new Set<string>();
     for (const ingest of snap.ingests.values()) {
       seenRefs.add(ingest.bref);
-      if (ingest.shared && ingest.expected) seenDigests.add(ingest.expected);
+      // A live ingest keeps the blob it expects: adopted (shared), or its own bytes renamed into
+      // blobs/ by a commit that a crash stopped before its record was written — the next writer
+      // of the ref adopts them instead of fetching the whole blob again.
+      if (ingest.expected) seenDigests.add(ingest.expected);
     }
     const backend = { blobs: 0, ingests: 0, snapshots: 0 };
     let bytesFreed = 0;
