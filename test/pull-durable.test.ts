@@ -76,23 +76,20 @@ async function serve(b: Berth, pulls: Record<string, unknown> = {}): Promise<Chi
   return server;
 }
 
-/** SIGKILL: nothing is written on the way out. */
-async function kill(b: Berth): Promise<void> {
+/**
+ * Ends the berth's server: `kill` is SIGKILL (nothing is written on the way out); `stop` is a
+ * clean SIGTERM as `berth serve` takes it (running pulls left interrupted, their progress written).
+ */
+async function down(b: Berth, how: 'kill' | 'stop'): Promise<void> {
   const s = b.server!;
-  await s.kill();
+  await s[how]();
   servers.delete(s);
   await s.destroy();
   b.server = undefined;
 }
 
-/** A clean stop (SIGTERM), as `berth serve` does: running pulls are left interrupted, their progress written. */
-async function stop(b: Berth): Promise<void> {
-  const s = b.server!;
-  await s.stop();
-  servers.delete(s);
-  await s.destroy();
-  b.server = undefined;
-}
+const kill = (b: Berth): Promise<void> => down(b, 'kill');
+const stop = (b: Berth): Promise<void> => down(b, 'stop');
 
 async function api(b: Berth, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
   const res = await fetch(`${b.server!.url}${path}`, {
